@@ -30,7 +30,8 @@ type FormatError struct {
 
 func (e *FormatError) Error() string {
 	msg := "appvpkg: " + e.Part + ": " + e.Rule
-	if e.Err != nil {
+	// Sentinels classify the error; they add nothing to read.
+	if e.Err != nil && e.Err != ErrUnsafePath && e.Err != ErrHash {
 		msg += ": " + e.Err.Error()
 	}
 	return msg
