@@ -1,7 +1,6 @@
 package appvpkg
 
 import (
-	"bytes"
 	"crypto/subtle"
 	"errors"
 	"fmt"
@@ -274,17 +273,6 @@ func (p *Package) ReadFootprint(name string) ([]byte, error) {
 	return p.readWholeEntry(e, name, MaxXMLPartSize)
 }
 
-var flatePool sync.Pool
-
-func getInflater(r io.Reader) io.ReadCloser {
-	if fr, ok := flatePool.Get().(io.ReadCloser); ok {
-		if err := fr.(flate.Resetter).Reset(r, nil); err == nil {
-			return fr
-		}
-	}
-	return flate.NewReader(r)
-}
-
 // DecodeBlock turns the raw bytes of block i of f (as fetched from
 // BlockRange) into its content, verified against the block map, appending to
 // dst. Nothing that fails its hash is returned: the error wraps ErrHash and
@@ -296,11 +284,7 @@ func (p *Package) DecodeBlock(f *File, i int, raw, dst []byte) ([]byte, error) {
 	dst = append(dst, make([]byte, n)...)
 	out := dst[start:]
 	if f.Deflated {
-		br := bytes.NewReader(raw)
-		fr := getInflater(br)
-		_, err := io.ReadFull(fr, out)
-		flatePool.Put(fr)
-		if err != nil {
+		if err := inflateBlock(raw, out); err != nil {
 			return dst[:start], &FormatError{Part: f.Name, Rule: fmt.Sprintf("block %d does not inflate to %d bytes", i, n), Err: errors.Join(ErrHash, err)}
 		}
 	} else {
@@ -314,6 +298,9 @@ func (p *Package) DecodeBlock(f *File, i int, raw, dst []byte) ([]byte, error) {
 	}
 	return dst, nil
 }
+
+// rawPool holds buffers for compressed blocks read by ReadBlock.
+var rawPool = sync.Pool{New: func() any { b := make([]byte, 0, BlockSize+1024); return &b }}
 
 var hashPools sync.Map // crypto.Hash -> *sync.Pool
 
@@ -341,7 +328,10 @@ func (p *Package) ReadBlock(f *File, i int, dst []byte) ([]byte, error) {
 	if off < 0 || off+n > p.dir.CDOffset {
 		return dst, formatErr(f.Name, nil, "block %d (offset %d, %d bytes) lies outside the entry data", i, off, n)
 	}
-	raw := make([]byte, n)
+	bp := rawPool.Get().(*[]byte)
+	defer rawPool.Put(bp)
+	raw := append((*bp)[:0], make([]byte, n)...)
+	*bp = raw
 	if _, err := p.r.ReadAt(raw, off); err != nil {
 		return dst, fmt.Errorf("appvpkg: %s: read block %d: %w", f.Name, i, err)
 	}

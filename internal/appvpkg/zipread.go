@@ -120,9 +120,9 @@ func readZipDirectory(r io.ReaderAt, size int64) (*zipDirectory, error) {
 		if zb.u32() != sigZip64EOCD {
 			return nil, formatErr(part, nil, "bad Zip64 end of central directory signature")
 		}
-		zb.u64()           // record size
-		zb.u16()           // version made by
-		zb.u16()           // version needed
+		zb.u64() // record size
+		zb.u16() // version made by
+		zb.u16() // version needed
 		diskNum = uint16(zb.u32())
 		cdDisk = uint16(zb.u32())
 		entriesOnDisk = zb.u64()
