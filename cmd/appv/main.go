@@ -13,6 +13,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -99,7 +100,8 @@ func run(ctx context.Context, g *globals, args []string) int {
 func exitCode(err error) int {
 	var ue usageError
 	switch {
-	case errors.As(err, &ue):
+	case errors.As(err, &ue), strings.HasPrefix(err.Error(), "unknown command "):
+		// Cobra reports an unknown verb before any hook of ours runs.
 		return exitUsage
 	case errors.Is(err, context.Canceled):
 		return exitCanceled

@@ -70,15 +70,22 @@ recorded build time; otherwise the newest file time is used).`,
 	f.StringArrayVar(&o.apps, "app", nil, "an application, as a path relative to DIR (repeatable; default: executables in DIR/bin)")
 	f.IntVar(&o.level, "level", appvpkg.DefaultLevel, "deflate level 1 (fastest) to 9 (smallest)")
 	f.BoolVar(&o.skipSymlinks, "skip-external-symlinks", false, "leave out symlinks that lead outside the package, instead of failing")
-	for _, req := range []string{"from-dir", "name", "version", "output"} {
-		_ = cmd.MarkFlagRequired(req)
-	}
 	return cmd
 }
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9.-]{0,49}$`)
 
 func runPackageCreate(ctx context.Context, g *globals, o createOptions) error {
+	for _, req := range []struct{ flag, val, what string }{
+		{"--from-dir", o.fromDir, "the tree to package"},
+		{"--name", o.name, "the package name"},
+		{"--version", o.version, "the package version"},
+		{"-o", o.output, "the .appv file to write"},
+	} {
+		if req.val == "" {
+			return usagef("%s is required: %s (see appv package create --help)", req.flag, req.what)
+		}
+	}
 	if !nameRE.MatchString(o.name) {
 		return usagef("--name %q: use 1 to 50 letters, digits, '.' and '-', starting with a letter or digit", o.name)
 	}
