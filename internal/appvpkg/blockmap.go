@@ -68,9 +68,6 @@ func ParseBlockMap(data []byte) (*BlockMap, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := checkNamespaces(part, data); err != nil {
-		return nil, err
-	}
 	d := xml.NewDecoder(bytes.NewReader(data))
 	bm := &BlockMap{}
 	var cur *BlockMapFile

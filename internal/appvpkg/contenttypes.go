@@ -43,9 +43,6 @@ func ParseContentTypes(data []byte) (*ContentTypes, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := checkNamespaces(part, data); err != nil {
-		return nil, err
-	}
 	var x struct {
 		XMLName   xml.Name
 		Defaults  []xmlDefault  `xml:"Default"`

@@ -644,9 +644,12 @@ func metadataParts(opts CreateOptions, entries []treeEntry) ([]part, error) {
 		default:
 			fe.Type, fe.Target, fe.Mode, fe.MTime = FSSymlink, e.target, 0o777, 0
 		}
-		if err := meta.AddEntry(fe); err != nil {
-			return nil, fmt.Errorf("appvpkg: create: %w", err)
-		}
+		meta.Entries = append(meta.Entries, fe)
+	}
+	// One sort and check for the whole tree (AddEntry per entry would be
+	// quadratic).
+	if err := meta.Normalize(); err != nil {
+		return nil, fmt.Errorf("appvpkg: create: %w", err)
 	}
 	data, err := meta.Marshal()
 	if err != nil {

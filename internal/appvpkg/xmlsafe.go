@@ -73,10 +73,22 @@ func checkXML(part string, data []byte) ([]byte, error) {
 	return data, nil
 }
 
+// checkXMLShape makes one pass over the tokens: nesting depth, attribute
+// count, DOCTYPE, end tags without start tags, and namespace prefixes that
+// no xmlns declaration binds (well-formed XML that is not
+// namespace-well-formed, as in the corpus's Bad_Namespace_Blockmap.appx).
 func checkXMLShape(part string, data []byte) error {
 	d := xml.NewDecoder(bytes.NewReader(data))
 	d.Strict = true
-	depth := 0
+	scopes := []map[string]bool{{"xml": true, "xmlns": true}}
+	bound := func(prefix string) bool {
+		for i := len(scopes) - 1; i >= 0; i-- {
+			if scopes[i][prefix] {
+				return true
+			}
+		}
+		return false
+	}
 	sawRoot := false
 	for {
 		tok, err := d.RawToken()
@@ -88,85 +100,23 @@ func checkXMLShape(part string, data []byte) error {
 		}
 		switch t := tok.(type) {
 		case xml.StartElement:
+			depth := len(scopes) - 1
 			if depth == 0 && sawRoot {
 				return formatErr(part, nil, "more than one root element")
 			}
 			sawRoot = true
-			depth++
-			if depth > MaxXMLDepth {
+			if depth+1 > MaxXMLDepth {
 				return formatErr(part, nil, "XML nested deeper than %d elements", MaxXMLDepth)
 			}
 			if len(t.Attr) > maxXMLAttrs {
 				return formatErr(part, nil, "element <%s> has more than %d attributes", t.Name.Local, maxXMLAttrs)
 			}
-		case xml.EndElement:
-			depth--
-		case xml.Directive:
-			if bytes.HasPrefix(bytes.TrimSpace(t), []byte("DOCTYPE")) {
-				return formatErr(part, nil, "DOCTYPE declarations are not allowed")
-			}
-		}
-	}
-	if !sawRoot {
-		return formatErr(part, nil, "no root element")
-	}
-	if depth != 0 {
-		return formatErr(part, nil, "unclosed element")
-	}
-	return nil
-}
-
-// parseXMLTree checks the limits, then parses data into an etree document
-// that keeps prefixes, order and unknown content, so a part survives a round
-// trip. Unbound namespace prefixes are rejected.
-func parseXMLTree(part string, data []byte) (*etree.Document, error) {
-	data, err := checkXML(part, data)
-	if err != nil {
-		return nil, err
-	}
-	// encoding/xml (underneath etree) reports unbound prefixes only in
-	// non-raw mode; do one strict namespace-resolving pass.
-	if err := checkNamespaces(part, data); err != nil {
-		return nil, err
-	}
-	doc := etree.NewDocument()
-	doc.ReadSettings.Permissive = false
-	if err := doc.ReadFromBytes(data); err != nil {
-		return nil, formatErr(part, err, "not well-formed XML")
-	}
-	if doc.Root() == nil {
-		return nil, formatErr(part, nil, "no root element")
-	}
-	return doc, nil
-}
-
-// checkNamespaces rejects element and attribute prefixes that no xmlns
-// declaration binds (a document that is well-formed XML but not
-// namespace-well-formed, as in the corpus's Bad_Namespace_Blockmap.appx).
-func checkNamespaces(part string, data []byte) error {
-	d := xml.NewDecoder(bytes.NewReader(data))
-	scopes := []map[string]bool{{"xml": true, "xmlns": true}}
-	bound := func(prefix string) bool {
-		for i := len(scopes) - 1; i >= 0; i-- {
-			if scopes[i][prefix] {
-				return true
-			}
-		}
-		return false
-	}
-	for {
-		tok, err := d.RawToken()
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return formatErr(part, err, "not well-formed XML")
-		}
-		switch t := tok.(type) {
-		case xml.StartElement:
-			scope := map[string]bool{}
+			var scope map[string]bool
 			for _, a := range t.Attr {
 				if a.Name.Space == "xmlns" {
+					if scope == nil {
+						scope = map[string]bool{}
+					}
 					scope[a.Name.Local] = true
 				}
 			}
@@ -180,9 +130,42 @@ func checkNamespaces(part string, data []byte) error {
 				}
 			}
 		case xml.EndElement:
+			if len(scopes) == 1 {
+				return formatErr(part, nil, "end tag </%s> without a start tag", t.Name.Local)
+			}
 			scopes = scopes[:len(scopes)-1]
+		case xml.Directive:
+			if bytes.HasPrefix(bytes.TrimSpace(t), []byte("DOCTYPE")) {
+				return formatErr(part, nil, "DOCTYPE declarations are not allowed")
+			}
 		}
 	}
+	if !sawRoot {
+		return formatErr(part, nil, "no root element")
+	}
+	if len(scopes) != 1 {
+		return formatErr(part, nil, "unclosed element")
+	}
+	return nil
+}
+
+// parseXMLTree checks the limits, then parses data into an etree document
+// that keeps prefixes, order and unknown content, so a part survives a round
+// trip. Unbound namespace prefixes are rejected.
+func parseXMLTree(part string, data []byte) (*etree.Document, error) {
+	data, err := checkXML(part, data)
+	if err != nil {
+		return nil, err
+	}
+	doc := etree.NewDocument()
+	doc.ReadSettings.Permissive = false
+	if err := doc.ReadFromBytes(data); err != nil {
+		return nil, formatErr(part, err, "not well-formed XML")
+	}
+	if doc.Root() == nil {
+		return nil, formatErr(part, nil, "no root element")
+	}
+	return doc, nil
 }
 
 // nsURI returns the namespace URI an element is in, resolving its prefix.
