@@ -1,6 +1,29 @@
 // Package source reads package bytes from where they live: a local path or
 // file share, or an HTTP(S) server that honours Range requests. Every source
 // is an io.ReaderAt, so internal/appvpkg reads a package over it unchanged.
+//
+// # Locations
+//
+// [Open] takes a local path, a file:// URL or an http:// or https:// URL,
+// optionally moved elsewhere by App-V's PackageSourceRoot (see [Resolve]).
+//
+// # HTTP
+//
+// Opening an HTTP source makes one request (GET with Range: bytes=0-0) that
+// learns the package size, checks that the server honours Range requests and
+// remembers the package's validator (a strong ETag, else Last-Modified).
+// Every later request carries If-Range with that validator, so a package
+// replaced on the server while it is being streamed is reported as
+// [ErrChanged] instead of mixing the bytes of two versions.
+//
+// Transient failures (network errors, timeouts, 408, 429, 500, 502, 503, 504,
+// bodies cut short) are retried with exponential backoff and jitter, honouring
+// Retry-After; other refusals are returned at once as an [*HTTPError].
+//
+// [Source.ReadRanges] merges ranges that are close to each other and asks for
+// them in one multi-range request (multipart/byteranges) where the server
+// offers it; a server that does not is remembered, and the ranges are then
+// fetched with one request each, a few at a time.
 package source
 
 import (
