@@ -66,7 +66,7 @@ func newRootCommand(g *globals) *cobra.Command {
 it to the users and machines entitled to it, and runs it in a virtual
 environment that streams only the blocks the application reads.`,
 		Example: `  appv package create --from-dir ./tree --name Hello --version 1.0.0.0 -o hello.appv
-  appv package verify hello.appv`,
+  sudo appv add ./hello.appv && appv publish Hello && appv launch hello`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
@@ -75,6 +75,8 @@ environment that streams only the blocks the application reads.`,
 	root.SetErr(g.stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newPackageCommand(g))
+	root.AddCommand(newClientCommands(g)...)
+	root.AddCommand(newClientAdminCommand(g), newSupervisorCommand())
 	return root
 }
 
@@ -93,11 +95,18 @@ func run(ctx context.Context, g *globals, args []string) int {
 	if err == nil {
 		return exitOK
 	}
+	var code exitWith
+	if errors.As(err, &code) {
+		return int(code) // a launched program's exit code, already reported
+	}
 	fmt.Fprintln(g.stderr, "appv:", err)
 	return exitCode(err)
 }
 
 func exitCode(err error) int {
+	if code, ok := clientExitCode(err); ok {
+		return code
+	}
 	var ue usageError
 	switch {
 	case errors.As(err, &ue), strings.HasPrefix(err.Error(), "unknown command "):
