@@ -137,8 +137,14 @@ func main() {
 		fmt.Fprintln(os.Stderr, "open data:", err)
 		os.Exit(11)
 	}
+	// e2eapp [exit code [offset in MiB]]
+	offset := int64(4 << 20)
+	if len(os.Args) > 2 {
+		mib, _ := strconv.Atoi(os.Args[2])
+		offset = int64(mib) << 20
+	}
 	buf := make([]byte, 64<<10)
-	if _, err := f.ReadAt(buf, 4<<20); err != nil {
+	if _, err := f.ReadAt(buf, offset); err != nil {
 		fmt.Fprintln(os.Stderr, "read data:", err)
 		os.Exit(12)
 	}

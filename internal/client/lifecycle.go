@@ -195,6 +195,10 @@ func (s *Service) handleRemove(ctx context.Context, c caller, req Request, r *re
 		r.fail(errf(KindConflict, "package %s is in use: close its applications or run appv stop %s first", req.Package, req.Package))
 		return
 	}
+	if err := s.stopIdle(ctx, p); err != nil {
+		r.fail(err)
+		return
+	}
 	e := entryOf(v)
 	if cancel := s.mounts[e.VersionID]; cancel != nil {
 		cancel()
@@ -212,14 +216,29 @@ func (s *Service) handleRemove(ctx context.Context, c caller, req Request, r *re
 	r.result(map[string]string{"removed": e.VersionID})
 }
 
-// inUse reports whether any virtual environment of the package runs.
+// inUse reports whether any program runs in a virtual environment of the
+// package. An environment whose programs have all exited lingers for a
+// moment (its supervisor's idle grace); it does not count.
 func (s *Service) inUse(pkgID string) bool {
 	for _, env := range s.venvs.Running() {
-		if strings.HasSuffix(env.Key, "-"+pkgID) {
+		if strings.HasSuffix(env.Key, "-"+pkgID) && len(env.PIDs) > 0 {
 			return true
 		}
 	}
 	return false
+}
+
+// stopIdle ends the package's environments that no longer run anything, so
+// they do not hold the version open.
+func (s *Service) stopIdle(ctx context.Context, pkgID string) error {
+	for _, env := range s.venvs.Running() {
+		if strings.HasSuffix(env.Key, "-"+pkgID) && len(env.PIDs) == 0 {
+			if err := s.venvs.Stop(ctx, env.Key); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 func (s *Service) handleMount(ctx context.Context, c caller, req Request, r *reply) {

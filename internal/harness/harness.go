@@ -183,6 +183,9 @@ type ContentServer struct {
 	sent  atomic.Int64
 	reqs  atomic.Int64
 	limit *rateLimiter
+
+	down      atomic.Bool  // every request has its connection closed
+	failAfter atomic.Int64 // bytes left before connections break; <0: never
 }
 
 // NewContentServer serves dir on a loopback port. bytesPerSecond 0 means no
@@ -193,17 +196,33 @@ func NewContentServer(dir string, bytesPerSecond int64) (*ContentServer, error) 
 		return nil, err
 	}
 	cs := &ContentServer{URL: "http://" + l.Addr().String(), l: l}
+	cs.failAfter.Store(-1)
 	if bytesPerSecond > 0 {
 		cs.limit = &rateLimiter{rate: bytesPerSecond, start: time.Now()}
 	}
 	files := http.FileServer(http.Dir(dir))
 	cs.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		cs.reqs.Add(1)
+		if cs.down.Load() {
+			panic(http.ErrAbortHandler) // the connection closes with no answer
+		}
 		files.ServeHTTP(&countingWriter{ResponseWriter: w, cs: cs}, r)
 	}), ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = cs.srv.Serve(l) }()
 	return cs, nil
 }
+
+// SetDown makes the server close every connection without answering (a
+// dead server), or serve again.
+func (cs *ContentServer) SetDown(down bool) { cs.down.Store(down) }
+
+// Down reports whether the server refuses everything.
+func (cs *ContentServer) Down() bool { return cs.down.Load() }
+
+// BreakAfter makes the server cut every response once n more body bytes
+// have been sent, and then refuse everything until SetDown(false) and
+// BreakAfter(-1): a server that dies mid-stream.
+func (cs *ContentServer) BreakAfter(n int64) { cs.failAfter.Store(n) }
 
 // Sent returns the body bytes sent so far.
 func (cs *ContentServer) Sent() int64 { return cs.sent.Load() }
@@ -226,6 +245,13 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 		chunk := p[:min(len(p), 16<<10)]
 		if c.cs.limit != nil {
 			c.cs.limit.wait(int64(len(chunk)))
+		}
+		if left := c.cs.failAfter.Load(); left >= 0 {
+			if left < int64(len(chunk)) {
+				c.cs.down.Store(true)
+				panic(http.ErrAbortHandler) // dies mid-body
+			}
+			c.cs.failAfter.Add(-int64(len(chunk)))
 		}
 		m, err := c.ResponseWriter.Write(chunk)
 		n += m

@@ -255,7 +255,10 @@ func (h *streamHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.R
 	s := h.n.srv
 	s.stats.reads.Add(1)
 	n, err := h.n.t.v.ReadAt(ctx, h.n.e.pkgPath, dest, off)
-	if err != nil && !errors.Is(err, io.EOF) {
+	// Only the bare io.EOF the store returns at the end of a file is an end
+	// of file. A fetch failure may wrap io.EOF (a server that closed the
+	// connection): that is an I/O error, never a short file.
+	if err != nil && err != io.EOF { //nolint:errorlint // identity is the point
 		s.stats.readErrors.Add(1)
 		s.log.Warn("read failed", "file", h.n.e.pkgPath, "offset", off, "len", len(dest), "err", err)
 		return nil, toErrno(err)

@@ -282,6 +282,27 @@ func TestCorruptBlockIsEIO(t *testing.T) {
 	}
 }
 
+// TestDeadServerIsEIO: a server that closes connections makes the HTTP
+// client's error wrap io.EOF; a reader must get EIO, not a short file.
+func TestDeadServerIsEIO(t *testing.T) {
+	fx := newFixture(t, store.Options{ReadAhead: -1})
+	f, err := os.Open(filepath.Join(fx.root, randomBin))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	fx.srv.Hangup(true)
+	buf := make([]byte, 4096)
+	n, err := f.ReadAt(buf, 7*appvpkg.BlockSize)
+	if !errors.Is(err, syscall.EIO) {
+		t.Fatalf("read with the server down: %d bytes, %v; want EIO", n, err)
+	}
+	fx.srv.Hangup(false)
+	if _, err := f.ReadAt(buf, 7*appvpkg.BlockSize); err != nil {
+		t.Fatalf("read once the server is back: %v", err)
+	}
+}
+
 func TestPassthroughOnceLocal(t *testing.T) {
 	fx := newFixture(t, store.Options{})
 	if !fx.fs.Passthrough() {

@@ -169,6 +169,7 @@ type Server struct {
 	orig     []byte
 	dieAfter int64 // abort responses after this many body bytes; <0 never
 	down     bool
+	hangup   bool
 	delay    time.Duration
 	etag     string
 }
@@ -214,6 +215,14 @@ func (s *Server) Down(down bool) {
 	s.down = down
 }
 
+// Hangup makes the server close every connection without answering (the
+// client's error then wraps io.EOF), or answer again.
+func (s *Server) Hangup(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.hangup = on
+}
+
 // Delay makes every GET wait d before answering.
 func (s *Server) Delay(d time.Duration) {
 	s.mu.Lock()
@@ -225,13 +234,16 @@ func (s *Server) Delay(d time.Duration) {
 func (s *Server) Fix() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.data, s.dieAfter, s.down, s.delay = s.orig, -1, false, 0
+	s.data, s.dieAfter, s.down, s.hangup, s.delay = s.orig, -1, false, false, 0
 }
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
-	data, dieAfter, down, delay := s.data, s.dieAfter, s.down, s.delay
+	data, dieAfter, down, hangup, delay := s.data, s.dieAfter, s.down, s.hangup, s.delay
 	s.mu.Unlock()
+	if hangup {
+		panic(http.ErrAbortHandler) // close the connection, no answer
+	}
 	if down {
 		http.Error(w, "down", http.StatusServiceUnavailable)
 		return
