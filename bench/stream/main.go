@@ -99,7 +99,7 @@ func must(r harness.Result, err error) (harness.Result, error) {
 
 func run(appv string, seqMiB int64, npkgs int) error {
 	ctx := context.Background()
-	base, err := os.MkdirTemp("", "appv-bench-stream-")
+	base, err := os.MkdirTemp("", "avb-")
 	if err != nil {
 		return err
 	}
