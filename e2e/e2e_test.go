@@ -5,6 +5,7 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/appv/appv/internal/harness"
 )
@@ -191,6 +193,15 @@ func buildPackage(t *testing.T, appv, outDir string) (pkg string, size int64) {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build test program: %v\n%s", err, out)
 	}
+	// A second application: the system's cat, to check stdin and the
+	// terminal pass through.
+	catData, err := os.ReadFile("/bin/cat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(tree, "bin", "cat"), catData, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.MkdirAll(filepath.Join(tree, "share"), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -290,10 +301,46 @@ func TestAddPublishLaunchStreamed(t *testing.T) {
 		t.Errorf("bob's launch: exit %d, output %q: he must not see alice's settings", code, out)
 	}
 
-	// stdin passes through and the app path launcher is on alice's PATH.
+	// stdin and stdout pass through.
+	if code, out, errs := e.appvAs(alice, "piped through the virtual environment\n", "launch", "cat"); code != 0 || out != "piped through the virtual environment\n" {
+		t.Errorf("stdin through launch: exit %d, stdout %q, stderr %q", code, out, errs)
+	}
+	// The terminal passes through: under script(1) appv's stdin and stdout
+	// are a terminal, the program gets a pty of its own, and its output comes
+	// back through the pty's line discipline ("\n" becomes "\r\n").
+	if script, err := exec.LookPath("script"); err == nil {
+		cmd := exec.Command(script, "-qec", e.svc.Bin+" launch e2eapp", "/dev/null")
+		cmd.Env = append(e.svc.Env(), "HOME="+alice.Home, "USER="+alice.Name)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(alice.UID), Gid: uint32(alice.GID)}}
+		cmd.Dir = alice.Home
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err = <-done:
+		case <-time.After(20 * time.Second):
+			_ = cmd.Process.Kill()
+			err = <-done
+		}
+		if err != nil || !strings.Contains(out.String(), "hello from a streamed package") || !strings.Contains(out.String(), "\r\n") {
+			t.Errorf("launch under a terminal: %v, output %q; want the greeting through a pty", err, out.String())
+		}
+	}
+
+	// The app path launcher is on alice's PATH.
 	launcher := filepath.Join(alice.Home, ".local/bin/e2eapp")
 	if data, err := os.ReadFile(launcher); err != nil || !strings.Contains(string(data), "appv launch") {
 		t.Errorf("no app-path launcher at %s: %v", launcher, err)
+	}
+
+	// Repair clears alice's state: the next launch is a first launch again.
+	e.mustAppv(alice, "repair", "E2eApp")
+	if code, out, _ := e.appvAs(alice, "", "launch", "e2eapp"); code != 0 || !strings.Contains(out, "launches=1") {
+		t.Errorf("launch after repair: exit %d, output %q, want launches=1", code, out)
 	}
 
 	// Unpublish keeps the store and the COW state.

@@ -326,6 +326,13 @@ func (s *Service) handleRepair(ctx context.Context, c caller, req Request, r *re
 	}
 	var done []string
 	if both || req.UserState {
+		// An environment that lingers after its last program still has the
+		// COW areas mounted as upper layers: end it first, or the next
+		// launch would join it and write into deleted directories.
+		if err := s.venvs.Stop(ctx, venvKey(c, e.PackageID)); err != nil {
+			r.fail(err)
+			return
+		}
 		roaming, local := cowDirs(c, e.PackageID)
 		home, err := os.OpenRoot(c.Home)
 		if err != nil {
