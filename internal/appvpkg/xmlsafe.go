@@ -23,6 +23,9 @@ const (
 	maxXMLAttrs = 256
 )
 
+// nsXMLURI is the namespace the "xml" prefix is bound to by definition.
+const nsXMLURI = "http://www.w3.org/XML/1998/namespace"
+
 // normalizeXML returns data as UTF-8: a UTF-16 document (with its byte-order
 // mark, as some of Microsoft's tools write block maps) is converted and its
 // encoding declaration rewritten; a UTF-8 BOM is dropped.
@@ -80,14 +83,15 @@ func checkXML(part string, data []byte) ([]byte, error) {
 func checkXMLShape(part string, data []byte) error {
 	d := xml.NewDecoder(bytes.NewReader(data))
 	d.Strict = true
-	scopes := []map[string]bool{{"xml": true, "xmlns": true}}
-	bound := func(prefix string) bool {
+	// Namespace scopes: prefix -> URI, innermost last.
+	scopes := []map[string]string{{"xml": nsXMLURI, "xmlns": "xmlns"}}
+	lookup := func(prefix string) (string, bool) {
 		for i := len(scopes) - 1; i >= 0; i-- {
-			if scopes[i][prefix] {
-				return true
+			if uri, ok := scopes[i][prefix]; ok {
+				return uri, true
 			}
 		}
-		return false
+		return "", false
 	}
 	sawRoot := false
 	for {
@@ -111,23 +115,42 @@ func checkXMLShape(part string, data []byte) error {
 			if len(t.Attr) > maxXMLAttrs {
 				return formatErr(part, nil, "element <%s> has more than %d attributes", t.Name.Local, maxXMLAttrs)
 			}
-			var scope map[string]bool
+			var scope map[string]string
 			for _, a := range t.Attr {
-				if a.Name.Space == "xmlns" {
+				if a.Name.Space == "xmlns" || (a.Name.Space == "" && a.Name.Local == "xmlns") {
 					if scope == nil {
-						scope = map[string]bool{}
+						scope = map[string]string{}
 					}
-					scope[a.Name.Local] = true
+					prefix := a.Name.Local
+					if a.Name.Space == "" {
+						prefix = "" // the default namespace
+					}
+					scope[prefix] = a.Value
 				}
 			}
 			scopes = append(scopes, scope)
-			if t.Name.Space != "" && !bound(t.Name.Space) {
+			if _, ok := lookup(t.Name.Space); t.Name.Space != "" && !ok {
 				return formatErr(part, nil, "unbound namespace prefix %q on element <%s:%s>", t.Name.Space, t.Name.Space, t.Name.Local)
 			}
+			// No two attributes with the same expanded name (XML forbids
+			// it; encoding/xml does not check, and a tree would keep one).
+			seen := make(map[[2]string]bool, len(t.Attr))
 			for _, a := range t.Attr {
-				if a.Name.Space != "" && a.Name.Space != "xmlns" && !bound(a.Name.Space) {
-					return formatErr(part, nil, "unbound namespace prefix %q on attribute %s:%s", a.Name.Space, a.Name.Space, a.Name.Local)
+				uri := ""
+				switch {
+				case a.Name.Space == "xmlns", a.Name.Space == "" && a.Name.Local == "xmlns":
+					uri = "xmlns"
+				case a.Name.Space != "":
+					var ok bool
+					if uri, ok = lookup(a.Name.Space); !ok {
+						return formatErr(part, nil, "unbound namespace prefix %q on attribute %s:%s", a.Name.Space, a.Name.Space, a.Name.Local)
+					}
 				}
+				k := [2]string{uri, a.Name.Local}
+				if seen[k] {
+					return formatErr(part, nil, "element <%s> has attribute %s twice", t.Name.Local, a.Name.Local)
+				}
+				seen[k] = true
 			}
 		case xml.EndElement:
 			if len(scopes) == 1 {
