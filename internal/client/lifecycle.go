@@ -462,11 +462,15 @@ func (s *Service) handleConfig(_ context.Context, c caller, req Request, r *repl
 		return
 	}
 	s.cfg = next
+	root := next.PackageSourceRoot
+	s.sourceRoot.Store(&root)
 	s.admin.Info("configuration changed", "key", req.Key, "value", req.Value, "uid", c.UID)
 	note := "applied"
 	switch strings.ToLower(req.Key) {
 	case "packageinstallationroot", "sharedcontentstoremode", "statedir", "rundir", "socket", "mountdir":
 		note = "saved; takes effect when the client service restarts"
+	case "packagesourceroot":
+		note = "applied to packages opened from now on; packages already streaming keep their source until the service restarts"
 	}
 	r.result(map[string]string{"key": req.Key, "value": req.Value, "status": note})
 }

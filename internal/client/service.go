@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -59,6 +60,10 @@ type Service struct {
 
 	autoload chan *store.Version // background loading queue
 	bg       sync.WaitGroup
+
+	// sourceRoot is PackageSourceRoot, read by the store's goroutines when
+	// they open a source; config set changes it.
+	sourceRoot atomic.Pointer[string]
 }
 
 // NewService opens the store, mounts the streaming filesystem and prepares
@@ -76,6 +81,7 @@ func NewService(ctx context.Context, opts ServiceOptions) (*Service, error) {
 		return nil, err
 	}
 	s := &Service{cfg: cfg, opts: opts, log: elog, mounts: map[string]context.CancelFunc{}}
+	s.sourceRoot.Store(&cfg.PackageSourceRoot)
 	s.admin = elog.Logger(events.Admin, opts.Stderr)
 	s.ops = elog.Logger(events.Operational, opts.Stderr)
 	s.vapp = elog.Logger(events.VirtualApplication, opts.Stderr)
@@ -84,7 +90,7 @@ func NewService(ctx context.Context, opts ServiceOptions) (*Service, error) {
 	}
 	s.store, err = store.Open(ctx, cfg.PackageInstallationRoot, store.Options{
 		Open: func(ctx context.Context, location string) (source.Source, error) {
-			return source.Open(ctx, location, source.Options{SourceRoot: s.cfg.PackageSourceRoot, Logger: s.ops})
+			return source.Open(ctx, location, source.Options{SourceRoot: *s.sourceRoot.Load(), Logger: s.ops})
 		},
 		Logger:             s.ops,
 		SharedContentStore: cfg.SharedContentStoreMode,
