@@ -38,6 +38,11 @@ type CreateOptions struct {
 	History *PackageHistory
 	// Registry, if not nil, is written as Registry.dat.
 	Registry []byte
+	// Opaque lists package paths ("Root/VFS/Etc/foo") of directories whose
+	// native contents the package hides; Deleted lists package paths the
+	// package removes from the native view. Both come from the sequencer's
+	// capture and are recorded in FilesystemMetadata.xml.
+	Opaque, Deleted []string
 	// SkipExternalSymlinks drops symlinks that lead outside the package
 	// (they are listed in CreateResult.Skipped) instead of failing.
 	SkipExternalSymlinks bool
@@ -646,6 +651,10 @@ func metadataParts(opts CreateOptions, entries []treeEntry) ([]part, error) {
 		}
 		meta.Entries = append(meta.Entries, fe)
 	}
+	for _, p := range opts.Opaque {
+		meta.OpaqueDirs = append(meta.OpaqueDirs, FSName{Path: p})
+	}
+	meta.Deleted = append(meta.Deleted, opts.Deleted...)
 	// One sort and check for the whole tree (AddEntry per entry would be
 	// quadratic).
 	if err := meta.Normalize(); err != nil {
