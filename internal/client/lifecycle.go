@@ -148,7 +148,7 @@ func (s *Service) handlePublish(ctx context.Context, c caller, req Request, r *r
 		target = "machine"
 		err = s.machine.PublishGlobal(e, manifest, nil)
 		if err == nil {
-			err = s.integrate(c, m, true)
+			err = s.integrate(ctx, c, v, m, true)
 		}
 	case publish:
 		var u *catalog.User
@@ -157,18 +157,18 @@ func (s *Service) handlePublish(ctx context.Context, c caller, req Request, r *r
 			u.Close()
 		}
 		if err == nil {
-			err = s.integrate(c, m, false)
+			err = s.integrate(ctx, c, v, m, false)
 		}
 	case req.Global:
 		target = "machine"
-		err = errors.Join(s.machine.UnpublishGlobal(e), s.deintegrate(c, m, true))
+		err = errors.Join(s.machine.UnpublishGlobal(e), s.deintegrate(ctx, c, v, m, true))
 	default:
 		var u *catalog.User
 		if u, err = s.userCatalog(c); err == nil {
 			err = u.Unpublish(e)
 			u.Close()
 		}
-		err = errors.Join(err, s.deintegrate(c, m, false))
+		err = errors.Join(err, s.deintegrate(ctx, c, v, m, false))
 	}
 	if err != nil {
 		r.fail(fmt.Errorf("%s %s: %w", req.Verb, id.Name, err))
@@ -356,7 +356,7 @@ func (s *Service) handleRepair(ctx context.Context, c caller, req Request, r *re
 	if both || req.Extensions {
 		m, err := v.Manifest()
 		if err == nil {
-			err = errors.Join(s.deintegrate(c, m, false), s.integrate(c, m, false))
+			err = errors.Join(s.deintegrate(ctx, c, v, m, false), s.integrate(ctx, c, v, m, false))
 		}
 		if err != nil {
 			r.fail(fmt.Errorf("repair: extension points: %w", err))
