@@ -76,7 +76,7 @@ environment that streams only the blocks the application reads.`,
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newPackageCommand(g))
 	root.AddCommand(newClientCommands(g)...)
-	root.AddCommand(newClientAdminCommand(g), newSupervisorCommand())
+	root.AddCommand(newClientAdminCommand(g), newSupervisorCommand(), newSequenceCommand(g))
 	return root
 }
 
