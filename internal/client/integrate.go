@@ -13,13 +13,19 @@ import (
 
 // appsOf lists a manifest's applications with their app-path commands.
 func appsOf(m *appvpkg.Manifest) []AppInfo {
+	// An application may have several commands (a symlink's name too);
+	// the one named like the executable wins, else the first in order.
 	cmds := map[string]string{}
 	for _, x := range m.Extensions() {
-		if x.AppPath != nil {
-			target := x.AppPath.ApplicationID
-			if target == "" {
-				target = x.AppPath.ApplicationPath
-			}
+		if x.AppPath == nil {
+			continue
+		}
+		target := x.AppPath.ApplicationID
+		if target == "" {
+			target = x.AppPath.ApplicationPath
+		}
+		base := path.Base(strings.ReplaceAll(target, `\`, "/"))
+		if old, ok := cmds[target]; !ok || (old != base && (x.AppPath.Name == base || x.AppPath.Name < old)) {
 			cmds[target] = x.AppPath.Name
 		}
 	}
