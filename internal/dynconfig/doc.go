@@ -56,8 +56,10 @@
 // absent leaves the manifest's extension points of its category in force;
 // Enabled="false" removes them all; an <Extensions> child replaces them with
 // its own (an empty one removes them). An application with Enabled="false"
-// loses every extension point that belongs to it; its VisualElements, when
-// not empty, rename it. Environment variables are layered: the file's
+// loses every extension point that belongs to it (nested in it in the
+// manifest, or naming it in an ApplicationId; an association naming only a
+// ProgId goes with that ProgId's verbs); its VisualElements, when not empty,
+// rename it. Environment variables are layered: the file's
 // Include sets or replaces a variable of the manifest, its Delete removes
 // one. A script event the file defines replaces the manifest's script for
 // that event.

@@ -40,9 +40,14 @@ var userExtensionSubsystems = []extensionSubsystem{
 // are copied, or else an example is left in a comment. The output depends
 // only on the manifest.
 //
-// User scripts of the manifest at AddPackage or RemovePackage run in the
-// machine's context and have no place in a user configuration; they are
-// left out.
+// The files have no nesting: an extension point the manifest nests in an
+// application gets that application's ApplicationId (on a Shortcut, an
+// AppPath or a ShellCommand that names none), so that disabling the
+// application still removes it; a nested association with neither verbs nor
+// a ProgId of its own has no place for it. User scripts of the manifest at
+// AddPackage or RemovePackage run in the machine's context and have no place
+// in a user configuration; they are left out, as are a second script for an
+// event (Merge, like App-V, takes one per event).
 func Generate(m *appvpkg.Manifest) (deployment, user []byte, err error) {
 	data, err := m.Marshal()
 	if err != nil {
@@ -72,25 +77,32 @@ func Generate(m *appvpkg.Manifest) (deployment, user []byte, err error) {
 // generator holds what Generate reads of the manifest.
 type generator struct {
 	view       appvpkg.ManifestView
-	byCategory map[string][]*etree.Element
+	byCategory map[string][]manifestExtension
+}
+
+// manifestExtension is an appv:Extension element of the manifest and the
+// application it is nested in ("" at package level).
+type manifestExtension struct {
+	elem  *etree.Element
+	owner string
 }
 
 // manifestExtensions lists the manifest's appv:Extension elements by
 // category: package-level ones first, then each application's, as
 // Manifest.Extensions lists them.
-func manifestExtensions(root *etree.Element) map[string][]*etree.Element {
-	out := map[string][]*etree.Element{}
-	add := func(container *etree.Element) {
+func manifestExtensions(root *etree.Element) map[string][]manifestExtension {
+	out := map[string][]manifestExtension{}
+	add := func(container *etree.Element, owner string) {
 		for _, x := range container.ChildElements() {
 			if x.Tag == "Extension" && isAppVNS(x.NamespaceURI()) {
 				cat := x.SelectAttrValue("Category", "")
-				out[cat] = append(out[cat], x)
+				out[cat] = append(out[cat], manifestExtension{elem: x, owner: owner})
 			}
 		}
 	}
 	for _, c := range root.ChildElements() {
 		if c.Tag == "Extensions" && isAppVNS(c.NamespaceURI()) {
-			add(c)
+			add(c, "")
 		}
 	}
 	for _, c := range root.ChildElements() {
@@ -101,14 +113,36 @@ func manifestExtensions(root *etree.Element) map[string][]*etree.Element {
 			if a.Tag != "Application" || !isAppVNS(a.NamespaceURI()) {
 				continue
 			}
+			id := a.SelectAttrValue("Id", "")
 			for _, x := range a.ChildElements() {
 				if x.Tag == "Extensions" && isAppVNS(x.NamespaceURI()) {
-					add(x)
+					add(x, id)
 				}
 			}
 		}
 	}
 	return out
+}
+
+// claimOwner gives a copied extension point of an application the
+// ApplicationId its nesting implied: a configuration file has no nesting.
+// Shortcuts, app paths and shell commands that name none get the owner's.
+func claimOwner(ext *etree.Element, owner string) {
+	var walk func(e *etree.Element)
+	walk = func(e *etree.Element) {
+		switch e.Tag {
+		case "Shortcut", "AppPath", "ShellCommand":
+			if e.Space == "" && e.SelectElement("ApplicationId") == nil {
+				e.CreateElement("ApplicationId").SetText(owner)
+			}
+		}
+		for _, c := range e.ChildElements() {
+			if c.Space == "" {
+				walk(c)
+			}
+		}
+	}
+	walk(ext)
 }
 
 // isAppVNS reports whether uri is one of App-V's manifest namespaces.
@@ -201,7 +235,11 @@ func (g *generator) extensionSubsystem(parent *etree.Element, es extensionSubsys
 	}
 	list := e.CreateElement("Extensions")
 	for _, x := range exts {
-		list.AddChild(c.copy(x))
+		cp := c.copy(x.elem)
+		if x.owner != "" {
+			claimOwner(cp, x.owner)
+		}
+		list.AddChild(cp)
 	}
 }
 
@@ -268,9 +306,15 @@ func commentText(s string) string {
 	return s
 }
 
-// writeScripts writes scripts into their container, one element per event.
+// writeScripts writes scripts into their container, one element per event
+// (the first, as Merge takes it, when the manifest has several).
 func writeScripts(parent *etree.Element, scripts []appvpkg.Script) {
+	var done []string
 	for _, s := range scripts {
+		if slices.Contains(done, s.Event) {
+			continue
+		}
+		done = append(done, s.Event)
 		e := parent.CreateElement(s.Event)
 		if s.RunInVirtualEnvironment != nil {
 			e.CreateAttr("RunInVirtualEnvironment", strconv.FormatBool(*s.RunInVirtualEnvironment))

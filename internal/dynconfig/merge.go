@@ -18,7 +18,9 @@ type Effective struct {
 	// manifest's order). Environment variables are in Environment instead.
 	// Application names the application each belongs to, whether the
 	// manifest nests it in the application or names it by ApplicationId
-	// ("" when it belongs to none).
+	// ("" when it belongs to none); an extension point nested in an
+	// application also names it in its ApplicationId fields (Shortcut,
+	// AppPath, ShellCommand) that are empty, as the configuration files do.
 	Extensions []appvpkg.Extension
 	// Environment is what the virtual environment sets and removes.
 	Environment appvpkg.EnvironmentVariables
@@ -127,8 +129,7 @@ func Merge(m *appvpkg.Manifest, d *Deployment, u *User) Effective {
 		if disabled[owner] {
 			continue
 		}
-		x.Application = owner
-		eff.Extensions = append(eff.Extensions, x)
+		eff.Extensions = append(eff.Extensions, withOwner(x, owner))
 	}
 
 	env := cfg.Subsystems.EnvironmentVariables
@@ -249,6 +250,50 @@ func ownerOf(x appvpkg.Extension, progIDs map[string]string) string {
 		}
 	}
 	return ""
+}
+
+// withOwner returns x with its owner in Application and in the empty
+// ApplicationId fields of its shortcut, app path or verbs. x's pointers are
+// not written through: they may be the caller's (a parsed Deployment).
+func withOwner(x appvpkg.Extension, owner string) appvpkg.Extension {
+	x.Application = owner
+	if owner == "" {
+		return x
+	}
+	verbs := func(sc *appvpkg.ShellCommands) *appvpkg.ShellCommands {
+		if sc == nil {
+			return nil
+		}
+		c := *sc
+		c.Commands = slices.Clone(sc.Commands)
+		for i := range c.Commands {
+			if c.Commands[i].ApplicationID == "" {
+				c.Commands[i].ApplicationID = owner
+			}
+		}
+		return &c
+	}
+	switch {
+	case x.Shortcut != nil && x.Shortcut.ApplicationID == "":
+		s := *x.Shortcut
+		s.ApplicationID = owner
+		x.Shortcut = &s
+	case x.AppPath != nil && x.AppPath.ApplicationID == "":
+		a := *x.AppPath
+		a.ApplicationID = owner
+		x.AppPath = &a
+	case x.URLProtocol != nil:
+		u := *x.URLProtocol
+		u.ShellCommands = verbs(u.ShellCommands)
+		x.URLProtocol = &u
+	case x.FileTypeAssociation != nil && x.FileTypeAssociation.ProgID != nil:
+		f := *x.FileTypeAssociation
+		p := *f.ProgID
+		p.ShellCommands = verbs(p.ShellCommands)
+		f.ProgID = &p
+		x.FileTypeAssociation = &f
+	}
+	return x
 }
 
 // setVar sets a variable, replacing one of the same name and undoing a

@@ -1,6 +1,7 @@
 package dynconfig
 
 import (
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -278,4 +279,52 @@ func mergeManifestNoScripts(t *testing.T) *appvpkg.Manifest {
 		t.Fatal(err)
 	}
 	return m
+}
+
+// TestGenerateNestedOwner: an extension point nested in an application, with
+// no ApplicationId of its own, still belongs to it through the templates.
+func TestGenerateNestedOwner(t *testing.T) {
+	m := mergeManifestNoScripts(t)
+	const app = "[{Usr}]/bin/x--y"
+	for _, x := range []appvpkg.Extension{
+		{Application: app, Shortcut: &appvpkg.Shortcut{File: "[{Usr}]/share/applications/x.desktop"}},
+		{Application: app, AppPath: &appvpkg.AppPath{Name: "x"}},
+		{Application: app, URLProtocol: &appvpkg.URLProtocol{Name: "x", ShellCommands: &appvpkg.ShellCommands{Commands: []appvpkg.ShellCommand{{Name: "open", CommandLine: "x %u"}}}}},
+		{Application: app, FileTypeAssociation: &appvpkg.FileTypeAssociation{
+			FileExtension: &appvpkg.FileExtension{Name: ".x", ProgID: "x"},
+			ProgID:        &appvpkg.ProgID{Name: "x", ShellCommands: &appvpkg.ShellCommands{Commands: []appvpkg.ShellCommand{{Name: "Open", CommandLine: "x %f"}}}},
+		}},
+	} {
+		if err := m.AddExtension(x); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dep, user, err := Generate(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := ParseDeployment(dep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Merge(m, nil, nil)
+	if got := Merge(m, d, nil); !reflect.DeepEqual(got, want) {
+		t.Errorf("\n got %+v\nwant %+v", got, want)
+	}
+	for _, x := range want.Extensions {
+		if x.Application != app {
+			t.Errorf("%+v belongs to %q", x, x.Application)
+		}
+	}
+	if want.Extensions[0].Shortcut.ApplicationID != app || m.Extensions()[0].Shortcut.ApplicationID != "" {
+		t.Error("the owner is not in the effective shortcut's ApplicationId, or the manifest's view was changed")
+	}
+	off := strings.Replace(string(user), `Enabled="true">`+"\n      <VisualElements>", `Enabled="false">`+"\n      <VisualElements>", 1)
+	u, err := ParseUser([]byte(off))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := Merge(m, d, u); len(got.Extensions) != 0 || got.Applications[0].Enabled {
+		t.Errorf("with the application disabled: %s\n%s", summary(got), off)
+	}
 }

@@ -210,9 +210,20 @@ func CaptureInstaller(ctx context.Context, opts CaptureOptions) (c *Capture, err
 		return nil, err
 	}
 	cleanups = append(cleanups, func() {
-		if err := os.RemoveAll(runDir); err != nil {
-			log.Warn("remove run directory", "dir", runDir, "err", err)
+		// The venv manager removes an environment's directory once its
+		// supervisor has gone, which may still be under way: retry until
+		// the run directory is really gone.
+		var err error
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			err = os.RemoveAll(runDir)
+			if _, serr := os.Lstat(runDir); err == nil && errors.Is(serr, fs.ErrNotExist) {
+				return
+			}
+			if time.Now().After(deadline) {
+				break
+			}
 		}
+		log.Warn("remove run directory", "dir", runDir, "err", err)
 	})
 	m, err := venv.NewManager(ctx, venv.Options{
 		Exe:       opts.Exe,

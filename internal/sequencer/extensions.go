@@ -46,19 +46,25 @@ import (
 // # What Shortcut fields mean on Linux
 //
 // File is where the desktop entry was installed, tokenized
-// ("[{Usr}]/share/applications/foo.desktop"). Publishing writes the entry
-// under its desktop file ID (the path below the applications directory,
-// "/" replaced by "-") into the applications directory of the publishing
-// scope: $XDG_DATA_HOME/applications for a user, /usr/local/share/applications
-// for a global publish, as App-V puts a [{Common Programs}] shortcut into the
-// user's or the all-users start menu. A File that is not in an applications
-// directory (an administrator's "[{Profile}]/Desktop/foo.desktop") is written
-// where it says. Target is the program, Arguments the rest of Exec in Exec
-// syntax (quoting rules of the Desktop Entry Specification, field codes %f
-// %F %u %U %i %c %k kept for the client to expand, string escapes not
-// applied), Icon the best icon file in the package (tokenized; a scalable
-// one, else the largest), Description the Comment, WorkingDirectory the Path
-// key. ShellCommand CommandLines are the whole command in the same syntax.
+// ("[{Usr}]/share/applications/foo.desktop"): like App-V's
+// "[{Common Programs}]\Foo.lnk" it says the shortcut is a menu entry and
+// what it is called; it is not a path publishing writes to. Publishing
+// (internal/integration) writes its own entry into the applications
+// directory of the publishing scope ($XDG_DATA_HOME/applications for a
+// user, /usr/local/share/applications for a global publish), named after
+// File's base name with the package's prefix (appv-<id8>-foo.desktop), so
+// that it never hides the native entry of the same desktop file ID. As
+// with App-V, an administrator moves a shortcut by editing File in a
+// dynamic configuration: under [{Desktop}] it is a desktop shortcut, under
+// [{Startup}] or an autostart directory a startup one (see
+// internal/integration for what the client does with each).
+//
+// Target is the program, Arguments the rest of Exec in Exec syntax (the
+// quoting rules of the Desktop Entry Specification, field codes %f %F %u %U
+// %i %c %k kept for the client to expand, string escapes not applied), Icon
+// the best icon file in the package (tokenized; a scalable one, else the
+// largest), Description the Comment, WorkingDirectory the Path key.
+// ShellCommand CommandLines are the whole command in the same syntax.
 //
 // # The appvlinux namespace
 //
@@ -117,7 +123,7 @@ const maxSymlinkHops = 40
 // as warnings, each extension point found as information (category
 // "Extension"). The error is for I/O failures and manifest edits that fail.
 func DetectExtensions(st *Staged, m *appvpkg.Manifest, r *Report) (publishing []string, err error) {
-	return detect(st, m, r, HostMIMEDir)
+	return detect(st, m, r, hostMIMEDir)
 }
 
 func detect(st *Staged, m *appvpkg.Manifest, r *Report, hostMIME string) ([]string, error) {
@@ -182,6 +188,11 @@ type area struct {
 }
 
 func (d *detector) run() error {
+	// The package's MIME types are kept (and published) whether or not an
+	// entry names them.
+	if _, err := d.mimeDatabase(); err != nil {
+		return err
+	}
 	if err := d.desktopEntries(); err != nil {
 		return err
 	}

@@ -24,11 +24,11 @@ import (
 // name globs, comments, aliases and icon names are used; magic and XML root
 // rules are kept in the copied XML for the client but not interpreted.
 
-// NSSharedMIMEInfo is the namespace of shared-mime-info XML files.
-const NSSharedMIMEInfo = "http://www.freedesktop.org/standards/shared-mime-info"
+// nsSharedMIMEInfo is the namespace of shared-mime-info XML files.
+const nsSharedMIMEInfo = "http://www.freedesktop.org/standards/shared-mime-info"
 
-// HostMIMEDir is where the host's shared-mime-info database is.
-const HostMIMEDir = "/usr/share/mime"
+// hostMIMEDir is where the host's shared-mime-info database is.
+const hostMIMEDir = "/usr/share/mime"
 
 // maxMIMEXML bounds a MIME XML file read from the package or the host
 // (freedesktop.org.xml, with its translations, is 2.4 MiB).
@@ -136,7 +136,7 @@ func (d *detector) loadPackageMIME(db *mimeDB) ([]string, error) {
 				doc = etree.NewDocument()
 				err = doc.ReadFromBytes(data)
 			}
-			if err == nil && (doc.Root() == nil || doc.Root().Tag != "mime-info" || doc.Root().NamespaceURI() != NSSharedMIMEInfo) {
+			if err == nil && (doc.Root() == nil || doc.Root().Tag != "mime-info" || doc.Root().NamespaceURI() != nsSharedMIMEInfo) {
 				err = errors.New("the root element is not <mime-info> of shared-mime-info")
 			}
 			if err != nil {
@@ -146,7 +146,7 @@ func (d *detector) loadPackageMIME(db *mimeDB) ([]string, error) {
 			used = append(used, d.packagePath(staged))
 			source := d.tokenPath(native)
 			for _, mt := range doc.Root().ChildElements() {
-				if mt.Tag != "mime-type" || mt.NamespaceURI() != NSSharedMIMEInfo {
+				if mt.Tag != "mime-type" || mt.NamespaceURI() != nsSharedMIMEInfo {
 					continue
 				}
 				typ := mt.SelectAttrValue("type", "")
@@ -170,7 +170,7 @@ func (d *detector) loadPackageMIME(db *mimeDB) ([]string, error) {
 // readMIMEElement adds what a <mime-type> element says to mi.
 func readMIMEElement(mt *etree.Element, mi *mimeInfo, aliases map[string]string, typ string) {
 	for _, c := range mt.ChildElements() {
-		if c.NamespaceURI() != NSSharedMIMEInfo {
+		if c.NamespaceURI() != nsSharedMIMEInfo {
 			continue
 		}
 		switch c.Tag {
@@ -386,7 +386,7 @@ func mimeTypesElement(defined []packageMIMEType) *etree.Element {
 		e := linuxElem("MimeType")
 		e.CreateAttr("Type", mt.typ)
 		e.CreateAttr("Source", mt.source)
-		e.AddChild(copyForeign(mt.elem, NSSharedMIMEInfo))
+		e.AddChild(copyForeign(mt.elem, nsSharedMIMEInfo))
 		root.AddChild(e)
 	}
 	return root

@@ -74,6 +74,7 @@ func fooTree(t *testing.T) *Staged {
 	t.Helper()
 	dir := buildTree(t, []treeFile{
 		{path: "bin/foo-safe", mode: 0o755, content: "#!/bin/sh\n"},
+		{path: "share/applications/foo-tool.desktop", content: "[Desktop Entry]\nType=Application\nName=Foo Tool\nExec=/opt/foo/bin/foo-safe --tool\nPath=/opt/foo/share\n"},
 		{path: "tool.py", content: "print('hi')\n"},
 		{path: "VFS/Usr/bin/foo", mode: 0o755, content: "#!/bin/sh\n"},
 		{path: "VFS/Usr/bin/bar", link: "../lib/bar/bar"},
@@ -133,9 +134,20 @@ func TestDetectExtensionsGolden(t *testing.T) {
 	if !bytes.Equal(got, again) {
 		t.Error("two runs over the same tree gave different manifests")
 	}
-	// What appvpkg parses back is what was written.
-	if _, err := appvpkg.ParseManifest(got); err != nil {
+	// appvpkg parses it back, and keeps the appvlinux content through
+	// later edits.
+	pm, err := appvpkg.ParseManifest(got)
+	if err != nil {
 		t.Fatal(err)
+	}
+	if err := pm.AddApplication(appvpkg.Application{ID: "[{Usr}]/bin/later"}); err != nil {
+		t.Fatal(err)
+	}
+	edited, _ := pm.Marshal()
+	for _, want := range []string{`<appvlinux:DesktopEntry Id="foo.desktop">`, `<appvlinux:MimeTypes>`, `IgnorableNamespaces="appv appv1.1 appv1.2 appvlinux"`} {
+		if !bytes.Contains(edited, []byte(want)) {
+			t.Errorf("no %s after an edit", want)
+		}
 	}
 }
 
@@ -177,7 +189,7 @@ func TestDetectExtensionsView(t *testing.T) {
 			"[{Usr}]/bin/foo":                  "Foo Editor",
 			"[{Usr}]/bin/bar":                  "Bar Tool",
 			"[{LocalBin}]/baz":                 "Baz",
-			"[{AppVPackageRoot}]/bin/foo-safe": "foo-safe",
+			"[{AppVPackageRoot}]/bin/foo-safe": "Foo Tool",
 		} {
 			a, ok := apps[id]
 			if !ok {
@@ -220,6 +232,8 @@ func TestDetectExtensionsView(t *testing.T) {
 	}
 	t.Run("shortcuts", func(t *testing.T) {
 		want := []appvpkg.Shortcut{
+			{File: "[{AppVPackageRoot}]/share/applications/foo-tool.desktop", Target: "[{AppVPackageRoot}]/bin/foo-safe",
+				Arguments: "--tool", WorkingDirectory: "[{AppVPackageRoot}]/share", ApplicationID: "[{AppVPackageRoot}]/bin/foo-safe"},
 			{File: "[{Usr}]/share/applications/foo.desktop", Target: "[{Usr}]/bin/foo",
 				Icon: "[{Usr}]/share/icons/hicolor/scalable/apps/foo.svg", Arguments: `--class "Foo Editor" %F`,
 				Description: "Edit foo documents", ApplicationID: "[{Usr}]/bin/foo"},
@@ -227,7 +241,7 @@ func TestDetectExtensionsView(t *testing.T) {
 				Icon: "baz-missing", Arguments: "%U", ApplicationID: "[{LocalBin}]/baz"},
 		}
 		if len(shortcuts) != len(want) {
-			t.Fatalf("shortcuts %+v, want %d (bar is NoDisplay)", shortcuts, len(want))
+			t.Fatalf("shortcuts %+v, want %d (bar is NoDisplay; by desktop file ID)", shortcuts, len(want))
 		}
 		for i := range want {
 			if *shortcuts[i] != want[i] {
@@ -302,6 +316,7 @@ func TestDetectExtensionsView(t *testing.T) {
 			"Root/VFS/Usr/share/pixmaps/bar.png",
 			"Root/VFS/Usr/share/pixmaps/foo-safe.png",
 			"Root/VFS/XdgDataHome/applications/kde/baz.desktop",
+			"Root/share/applications/foo-tool.desktop",
 		}
 		if !slices.Equal(pub, want) {
 			t.Errorf("publishing\n%s\nwant\n%s", strings.Join(pub, "\n"), strings.Join(want, "\n"))
@@ -467,7 +482,7 @@ func TestDetectExtensionsHostEntries(t *testing.T) {
 	st := &Staged{Dir: buildTree(t, files)}
 	m := newTestManifest(t)
 	r := &Report{}
-	pub, err := detect(st, m, r, HostMIMEDir)
+	pub, err := detect(st, m, r, hostMIMEDir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -482,7 +497,7 @@ func TestDetectExtensionsHostEntries(t *testing.T) {
 	if len(pub) < want {
 		t.Errorf("publishing %v", pub)
 	}
-	if _, err := os.Stat(filepath.Join(HostMIMEDir, "globs2")); err == nil {
+	if _, err := os.Stat(filepath.Join(hostMIMEDir, "globs2")); err == nil {
 		// vim.desktop, where present, associates text/plain: *.txt is known.
 		if _, err := os.Stat("/usr/share/applications/vim.desktop"); err == nil {
 			found := slices.ContainsFunc(m.Extensions(), func(x appvpkg.Extension) bool {
@@ -492,5 +507,38 @@ func TestDetectExtensionsHostEntries(t *testing.T) {
 				t.Error("vim's text/plain gave no .txt association")
 			}
 		}
+	}
+}
+
+// TestDetectExtensionsMIMEOnly: MIME types the package defines are kept and
+// published even when no desktop entry names them; an unusable MIME file is
+// reported.
+func TestDetectExtensionsMIMEOnly(t *testing.T) {
+	st := &Staged{Dir: buildTree(t, []treeFile{
+		{path: "VFS/Usr/share/mime/packages/foo.xml", from: "mime/foo.xml"},
+		{path: "VFS/Usr/share/mime/packages/bad.xml", content: `<!DOCTYPE x><mime-info/>`},
+		{path: "VFS/Usr/share/mime/packages/other.xml", content: `<other/>`},
+	})}
+	m := newTestManifest(t)
+	r := &Report{}
+	pub, err := detect(st, m, r, filepath.Join(fixtures, "hostmime"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(pub, []string{"Root/VFS/Usr/share/mime/packages/foo.xml"}) {
+		t.Errorf("publishing %v", pub)
+	}
+	data, _ := m.Marshal()
+	if !bytes.Contains(data, []byte(`<appvlinux:MimeType Type="application/x-foo" Source="[{Usr}]/share/mime/packages/foo.xml">`)) {
+		t.Errorf("no MIME type in\n%s", data)
+	}
+	warned := 0
+	for _, msg := range r.Messages {
+		if msg.Severity == Warning && strings.Contains(msg.Text, "MIME type definitions not used") {
+			warned++
+		}
+	}
+	if warned != 2 {
+		t.Errorf("%d warnings about the unusable files: %v", warned, r.Messages)
 	}
 }
