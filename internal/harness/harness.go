@@ -253,9 +253,12 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 			}
 			c.cs.failAfter.Add(-int64(len(chunk)))
 		}
+		// Counted before it is written: the client may have the bytes
+		// (and the test read the counter) before Write returns.
+		c.cs.sent.Add(int64(len(chunk)))
 		m, err := c.ResponseWriter.Write(chunk)
 		n += m
-		c.cs.sent.Add(int64(m))
+		c.cs.sent.Add(int64(m - len(chunk)))
 		if err != nil {
 			return n, err
 		}

@@ -24,6 +24,9 @@ type CaptureOptions struct {
 	// Installer is the command line to capture, run as root with
 	// /bin/sh -c.
 	Installer string
+	// RunParent is where the capture's run directory (the environment's
+	// socket) is made; "" means /run.
+	RunParent string
 	// Dir is the directory sequencing was started from: the installer's
 	// working directory, visible inside at the same path, read-only. Empty
 	// means the current directory.
@@ -205,7 +208,7 @@ func CaptureInstaller(ctx context.Context, opts CaptureOptions) (c *Capture, err
 		}
 	}
 
-	runDir, err := makeRunDir()
+	runDir, err := makeRunDir(opts.RunParent)
 	if err != nil {
 		return nil, err
 	}
@@ -324,14 +327,16 @@ func makeWorkspace(work string) (string, error) {
 	return abs, nil
 }
 
-// makeRunDir makes the venv Manager's run directory: short (socket paths
-// are limited), on no overlaid directory.
-func makeRunDir() (string, error) {
-	parent := "/run"
+// makeRunDir makes the venv Manager's run directory in parent (default
+// /run): short (socket paths are limited), on no overlaid directory.
+func makeRunDir(parent string) (string, error) {
+	if parent == "" {
+		parent = "/run"
+	}
 	if st, err := os.Stat(parent); err != nil || !st.IsDir() {
 		parent = os.TempDir()
 	}
-	d, err := os.MkdirTemp(parent, "appv-cap-")
+	d, err := os.MkdirTemp(parent, "avc-")
 	if err != nil {
 		return "", fmt.Errorf("sequencer: capture: run directory: %w", err)
 	}

@@ -264,19 +264,24 @@ type countingWriter struct {
 	dieAfter int64
 }
 
+// Write counts the bytes before writing them (and takes back what was not
+// written): a client may have the whole answer, and a test read the
+// counter, before the handler's Write returns.
 func (c *countingWriter) Write(p []byte) (int, error) {
 	if c.dieAfter >= 0 && c.written+int64(len(p)) > c.dieAfter {
 		p = p[:c.dieAfter-c.written]
+		c.n.Add(int64(len(p)))
 		n, _ := c.ResponseWriter.Write(p)
-		c.n.Add(int64(n))
+		c.n.Add(int64(n - len(p)))
 		if f, ok := c.ResponseWriter.(http.Flusher); ok {
 			f.Flush()
 		}
 		panic(http.ErrAbortHandler)
 	}
+	c.n.Add(int64(len(p)))
 	n, err := c.ResponseWriter.Write(p)
 	c.written += int64(n)
-	c.n.Add(int64(n))
+	c.n.Add(int64(n - len(p)))
 	return n, err
 }
 
