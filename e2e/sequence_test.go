@@ -263,8 +263,23 @@ func TestSequenceDeb(t *testing.T) {
 // TestSequenceScript sequences a make-install-like script that writes into
 // /usr/local and $HOME/.config, and an installer that fails.
 func TestSequenceScript(t *testing.T) {
-	e := newEnv(t, 0)
+	e := newEnv(t, 1)
 	dist := t.TempDir()
+	// Host files the installer deletes and replaces: in the virtual
+	// environment they are gone (a deletion) or show only the package's
+	// content (an opaque directory); on the host they stay.
+	id := fmt.Sprint(os.Getpid())
+	del, opq := "/etc/appvdel-"+id+".conf", "/etc/appvopq-"+id
+	if err := os.WriteFile(del, []byte("native\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(opq, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(opq+"/native.txt", []byte("native\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(del); os.RemoveAll(opq) })
 	script := `#!/bin/sh
 set -e
 mkdir -p /usr/local/bin "$HOME/.config/tool"
@@ -272,11 +287,16 @@ cp ./tool.sh /usr/local/bin/tool
 chmod 755 /usr/local/bin/tool
 echo "color=green" > "$HOME/.config/tool/rc"
 echo "installed" > /tmp/install.log
+rm ` + del + `
+rm -rf ` + opq + `
+mkdir ` + opq + `
+echo package > ` + opq + `/package.txt
 `
 	if err := os.WriteFile(filepath.Join(dist, "install.sh"), []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dist, "tool.sh"), []byte("#!/bin/sh\necho tool\n"), 0o755); err != nil {
+	tool := "#!/bin/sh\necho tool\nif [ -e " + del + " ]; then echo deleted-visible; else echo deleted-hidden; fi\nls " + opq + "\n"
+	if err := os.WriteFile(filepath.Join(dist, "tool.sh"), []byte(tool), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	out := filepath.Join(t.TempDir(), "out")
@@ -297,6 +317,19 @@ echo "installed" > /tmp/install.log
 	}
 	if _, err := os.Stat("/usr/local/bin/tool"); err == nil {
 		t.Error("/usr/local/bin/tool exists on the host")
+	}
+	if _, err := os.Stat(opq + "/native.txt"); err != nil {
+		t.Errorf("the installer's rm -rf reached the host: %v", err)
+	}
+	// Deletions and opaque directories apply in the virtual environment.
+	e.mustAppv(nil, "add", filepath.Join(out, "Tool.appv"))
+	e.mustAppv(e.users[0], "publish", "Tool")
+	code, stdout, stderr = e.appvAs(e.users[0], "", "launch", "tool")
+	if code != 0 || !strings.Contains(stdout, "deleted-hidden") || !strings.Contains(stdout, "package.txt") || strings.Contains(stdout, "native.txt") {
+		t.Errorf("launch: exit %d, %q %q; want the deleted file hidden and the replaced directory showing only package.txt", code, stdout, stderr)
+	}
+	if _, err := os.Stat(del); err != nil {
+		t.Errorf("the host lost %s: %v", del, err)
 	}
 
 	// A failing installer: its exit code and last lines, nothing in OUTDIR.

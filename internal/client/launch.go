@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path"
@@ -9,6 +10,8 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/appv/appv/internal/appvpkg"
 	"github.com/appv/appv/internal/catalog"
@@ -112,7 +115,15 @@ func (s *Service) spec(c caller, v *store.Version, m *appvpkg.Manifest) (venv.Sp
 			dir = filepath.Join(c.Home, ".appv-cow", pkgID)
 		}
 		up, wk := cow(dir, tokName)
-		layers = append(layers, venv.Layer{Target: target, Lower: []string{filepath.Join(base, "VFS", tokName)}, Native: true, Upper: up, Work: wk})
+		lower := []string{filepath.Join(base, "VFS", tokName)}
+		if hide, err := s.hideLayer(v, tokName); err != nil {
+			s.vapp.Warn("cannot apply the package's deletions and opaque directories", "folder", tokName, "err", err)
+		} else if hide != "" {
+			// Between the package's files and the native directory: it
+			// hides native content only.
+			lower = append(lower, hide)
+		}
+		layers = append(layers, venv.Layer{Target: target, Lower: lower, Native: true, Upper: up, Work: wk})
 	}
 	// The user's settings directory is always virtualized, so an
 	// application's settings stay in its COW area (as Flatpak keeps them
@@ -213,4 +224,75 @@ func (s *Service) handleLaunch(ctx context.Context, c caller, req Request, files
 	s.vapp.Info("application exited", "app", t.app.ID, "package", id.Name, "exit", code, "uid", c.UID)
 	s.markUsed(v)
 	_ = r.send(Response{Exit: &code})
+}
+
+// hideLayer returns an overlay layer that applies the version's deleted
+// paths (whiteouts) and opaque directories under the VFS folder tok, made
+// once per version under RunDir, or "" when there are none. App-V records
+// deletions so the package can remove native files from its view; the
+// layer sits below the package's files and above the native directory.
+func (s *Service) hideLayer(v *store.Version, tok string) (string, error) {
+	meta := v.FSMetadata()
+	if meta == nil {
+		return "", nil
+	}
+	prefix := appvpkg.RootDir + "/VFS/" + tok + "/"
+	var deleted, opaque []string
+	for _, d := range meta.Deleted {
+		if rel, ok := strings.CutPrefix(d, prefix); ok {
+			deleted = append(deleted, rel)
+		}
+	}
+	for _, o := range meta.OpaqueDirs {
+		if rel, ok := strings.CutPrefix(o.Path, prefix); ok {
+			opaque = append(opaque, rel)
+		}
+	}
+	if len(deleted) == 0 && len(opaque) == 0 {
+		return "", nil
+	}
+	_, ver := v.ID()
+	dir := filepath.Join(s.cfg.RunDir, "layers", ver, tok)
+	// The marker is beside the layer, not in it: everything in the layer
+	// appears in the environment.
+	done := dir + ".complete"
+	if _, err := os.Stat(done); err == nil {
+		return dir, nil
+	}
+	tmp := dir + ".tmp"
+	if err := os.RemoveAll(tmp); err != nil {
+		return "", err
+	}
+	// Names come from the package's metadata, which appvpkg checked: no
+	// absolute paths, no "..". os.Root keeps every write inside the layer
+	// all the same.
+	if err := os.MkdirAll(tmp, 0o755); err != nil {
+		return "", err
+	}
+	root, err := os.OpenRoot(tmp)
+	if err != nil {
+		return "", err
+	}
+	defer root.Close()
+	for _, o := range opaque {
+		if err := root.MkdirAll(o, 0o755); err != nil {
+			return "", err
+		}
+		if err := unix.Setxattr(filepath.Join(tmp, o), "trusted.overlay.opaque", []byte("y"), 0); err != nil {
+			return "", fmt.Errorf("opaque directory %s: %w", o, err)
+		}
+	}
+	for _, d := range deleted {
+		if err := root.MkdirAll(path.Dir(d), 0o755); err != nil {
+			return "", err
+		}
+		if err := unix.Mknod(filepath.Join(tmp, d), unix.S_IFCHR, 0); err != nil && !errors.Is(err, os.ErrExist) {
+			return "", fmt.Errorf("whiteout %s: %w", d, err)
+		}
+	}
+	_ = os.RemoveAll(dir)
+	if err := os.Rename(tmp, dir); err != nil {
+		return "", err
+	}
+	return dir, os.WriteFile(done, nil, 0o644)
 }
