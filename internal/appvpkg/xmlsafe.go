@@ -172,6 +172,14 @@ func checkXMLShape(part string, data []byte) error {
 	return nil
 }
 
+// ParseXML parses an untrusted XML document (part names it in errors) with
+// the limits this package applies to its own parts: at most
+// MaxXMLPartSize bytes, UTF-8 or UTF-16 with a byte-order mark, well-formed,
+// one root, no DOCTYPE, at most MaxXMLDepth levels, every prefix bound, no
+// attribute twice. Errors are *FormatError. Other packages that read App-V
+// XML (dynamic configuration, publishing documents) use it.
+func ParseXML(part string, data []byte) (*etree.Document, error) { return parseXMLTree(part, data) }
+
 // parseXMLTree checks the limits, then parses data into an etree document
 // that keeps prefixes, order and unknown content, so a part survives a round
 // trip. Unbound namespace prefixes are rejected.
