@@ -12,6 +12,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/appv/appv/internal/golden"
 )
 
 // updateXMLGolden rewrites the golden files of the XML part tests.
@@ -50,23 +52,7 @@ func xmlFixtures(t testing.TB, prefix string) []string {
 // with -update-xml.
 func checkGolden(t *testing.T, name string, got []byte) {
 	t.Helper()
-	p := filepath.Join("testdata", "xml", "golden", name)
-	if *updateXMLGolden {
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatalf("%v (run with -update-xml to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("output differs from %s (run with -update-xml to accept):\n%s", p, got)
-	}
+	golden.Check(t, filepath.Join("testdata", "xml", "golden", name), got, *updateXMLGolden, "-update-xml")
 }
 
 // wantFormatError checks that err is a *FormatError for part whose rule

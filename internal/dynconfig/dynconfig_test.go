@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/appv/appv/internal/golden"
+
 	"github.com/appv/appv/internal/appvpkg"
 )
 
@@ -39,25 +41,9 @@ func manifests(t testing.TB) map[string]*appvpkg.Manifest {
 	return out
 }
 
-func golden(t *testing.T, name string, got []byte) {
+func checkGolden(t *testing.T, name string, got []byte) {
 	t.Helper()
-	p := filepath.Join("testdata", "golden", name)
-	if *update {
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatalf("%v (go test -update writes it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from the golden file (go test -update rewrites it):\n%s", name, got)
-	}
+	golden.Check(t, filepath.Join("testdata", "golden", name), got, *update, "-update")
 }
 
 // TestGenerate checks the templates against golden files, that they are
@@ -69,8 +55,8 @@ func TestGenerate(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			golden(t, name+"_DeploymentConfig.xml", dep)
-			golden(t, name+"_UserConfig.xml", user)
+			checkGolden(t, name+"_DeploymentConfig.xml", dep)
+			checkGolden(t, name+"_UserConfig.xml", user)
 			dep2, user2, _ := Generate(m)
 			if !bytes.Equal(dep, dep2) || !bytes.Equal(user, user2) {
 				t.Error("two runs differ")

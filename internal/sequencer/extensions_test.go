@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/appv/appv/internal/golden"
+
 	"github.com/appv/appv/internal/appvpkg"
 )
 
@@ -122,8 +124,8 @@ func TestDetectExtensionsGolden(t *testing.T) {
 	for _, p := range pub {
 		rep.WriteString("  " + p + "\n")
 	}
-	golden(t, "foo.manifest.xml", got)
-	golden(t, "foo.report.txt", rep.Bytes())
+	checkGolden(t, "foo.manifest.xml", got)
+	checkGolden(t, "foo.report.txt", rep.Bytes())
 
 	// A second run over the same tree gives the same bytes.
 	m2 := newTestManifest(t)
@@ -151,25 +153,9 @@ func TestDetectExtensionsGolden(t *testing.T) {
 	}
 }
 
-func golden(t *testing.T, name string, got []byte) {
+func checkGolden(t *testing.T, name string, got []byte) {
 	t.Helper()
-	p := filepath.Join(fixtures, "golden", name)
-	if *update {
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to write it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from the golden file (go test -update rewrites it):\n%s", name, got)
-	}
+	golden.Check(t, filepath.Join(fixtures, "golden", name), got, *update, "-update")
 }
 
 func TestDetectExtensionsView(t *testing.T) {
