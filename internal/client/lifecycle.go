@@ -390,30 +390,62 @@ func (s *Service) handleStop(ctx context.Context, c caller, req Request, r *repl
 	r.result(map[string]any{"stopped": len(stopped)})
 }
 
+// callerView is what describing versions to one caller needs, read once
+// per request: the versions published to the caller or the machine, and the
+// packages with programs running. Listing 100 packages then reads the
+// caller's catalog and /proc once, not once per package.
+type callerView struct {
+	global   map[catalog.Entry]bool
+	entitled map[catalog.Entry]bool
+	inUse    map[string]bool // PackageId
+}
+
+func (s *Service) viewFor(c caller) callerView {
+	cv := callerView{global: map[catalog.Entry]bool{}, entitled: map[catalog.Entry]bool{}, inUse: map[string]bool{}}
+	for _, e := range s.machine.Global() {
+		cv.global[e], cv.entitled[e] = true, true
+	}
+	if u, err := s.userCatalog(c); err == nil {
+		for _, e := range u.Published() {
+			cv.entitled[e] = true
+		}
+		u.Close()
+	}
+	for _, env := range s.venvs.Running() {
+		if _, pkg, ok := strings.Cut(env.Key, "-"); ok && len(env.PIDs) > 0 {
+			cv.inUse[pkg] = true
+		}
+	}
+	return cv
+}
+
 // info describes a version for the caller.
-func (s *Service) info(c caller, v *store.Version) PackageInfo {
+func (s *Service) info(c caller, v *store.Version) PackageInfo { return s.describe(s.viewFor(c), v) }
+
+func (s *Service) describe(cv callerView, v *store.Version) PackageInfo {
 	p, ver := v.ID()
-	id := identityOf(v)
+	e := catalog.Entry{PackageID: p, VersionID: ver}
 	st := v.Stats()
 	pi := PackageInfo{
-		Name: id.Name, Version: id.Version, PackageID: p, VersionID: ver, Location: v.Location(),
-		Global: s.machine.IsGlobal(catalog.Entry{PackageID: p, VersionID: ver}),
-		InUse:  s.inUse(p), Blocks: st.BlocksTotal, Present: st.BlocksPresent,
+		PackageID: p, VersionID: ver, Location: v.Location(),
+		Global: cv.global[e], Published: cv.entitled[e], InUse: cv.inUse[p],
+		Blocks: st.BlocksTotal, Present: st.BlocksPresent,
 	}
 	if st.BlocksTotal > 0 {
 		pi.PercentLoaded = 100 * float64(st.BlocksPresent) / float64(st.BlocksTotal)
 	}
-	pi.Published = pi.Global || s.entitled(c, catalog.Entry{PackageID: p, VersionID: ver})
 	if m, err := v.Manifest(); err == nil {
-		pi.Apps = appsOf(m)
+		id := m.Identity()
+		pi.Name, pi.Version, pi.Apps = id.Name, id.Version, appsOf(m)
 	}
 	return pi
 }
 
 func (s *Service) handleList(_ context.Context, c caller, _ Request, r *reply) {
 	out := []PackageInfo{}
+	cv := s.viewFor(c)
 	for _, v := range s.store.Versions() {
-		out = append(out, s.info(c, v))
+		out = append(out, s.describe(cv, v))
 	}
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].Name != out[j].Name {
