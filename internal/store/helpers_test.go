@@ -75,26 +75,13 @@ func (fx *fixture) add(t *testing.T, s *store.Store) *store.Version {
 // want returns the original content of a package file.
 func (fx *fixture) want(t *testing.T, name string) []byte {
 	t.Helper()
-	b, err := fx.pkg.ReadAll(name, 1<<30)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return storetest.Content(t, fx.pkg, name)
 }
 
 // rawSize returns the package bytes of blocks [first, first+count) of a file.
 func (fx *fixture) rawSize(t *testing.T, name string, first, count int) int64 {
 	t.Helper()
-	f, err := fx.pkg.File(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var n int64
-	for i := first; i < first+count && i < f.Blocks(); i++ {
-		_, l := f.BlockRange(i)
-		n += l
-	}
-	return n
+	return storetest.RawSize(t, fx.pkg, name, first, count)
 }
 
 // blockOffset returns the package offset of block i of a file.
@@ -119,8 +106,8 @@ func readAll(t *testing.T, v *store.Version, name string, size int64) []byte {
 }
 
 const (
-	randomBin = "Root/share/random.bin"
-	manyText  = "Root/share/many blocks.txt"
+	randomBin = storetest.RandomBin
+	manyText  = storetest.ManyText
 )
 
 // dataAt reports whether the file at p holds data (not a hole) in

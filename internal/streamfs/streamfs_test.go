@@ -103,30 +103,17 @@ func mount(t testing.TB, dir string, st *store.Store, opts streamfs.Options) *st
 
 func (fx *fixture) want(t *testing.T, name string) []byte {
 	t.Helper()
-	b, err := fx.pkg.ReadAll(name, 1<<30)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return storetest.Content(t, fx.pkg, name)
 }
 
 func (fx *fixture) rawSize(t *testing.T, name string, first, count int) int64 {
 	t.Helper()
-	f, err := fx.pkg.File(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var n int64
-	for i := first; i < first+count && i < f.Blocks(); i++ {
-		_, l := f.BlockRange(i)
-		n += l
-	}
-	return n
+	return storetest.RawSize(t, fx.pkg, name, first, count)
 }
 
 const (
-	randomBin = "Root/share/random.bin"
-	manyText  = "Root/share/many blocks.txt"
+	randomBin = storetest.RandomBin
+	manyText  = storetest.ManyText
 )
 
 func TestTreeMatchesSource(t *testing.T) {

@@ -32,6 +32,40 @@ const (
 	VersionID = "8a1f2b3c-4d5e-4f60-8172-93a4b5c6d7e8"
 )
 
+// Files of Tree, as package paths: RandomBin is stored (incompressible),
+// ManyText is deflated; both have many blocks.
+const (
+	RandomBin = "Root/share/random.bin"
+	ManyText  = "Root/share/many blocks.txt"
+)
+
+// Content returns the original content of a package file, every block
+// verified.
+func Content(t testing.TB, pkg *appvpkg.Package, name string) []byte {
+	t.Helper()
+	b, err := pkg.ReadAll(name, 1<<30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// RawSize returns the package bytes that hold blocks [first, first+count)
+// of a file: what a source serves to fetch them.
+func RawSize(t testing.TB, pkg *appvpkg.Package, name string, first, count int) int64 {
+	t.Helper()
+	f, err := pkg.File(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	for i := first; i < first+count && i < f.Blocks(); i++ {
+		_, l := f.BlockRange(i)
+		n += l
+	}
+	return n
+}
+
 // MTime is the modification time of every node of Tree.
 var MTime = time.Date(2024, 5, 6, 7, 8, 9, 123456789, time.UTC)
 
