@@ -51,9 +51,9 @@ func needCaptureRoot(t *testing.T) {
 // captureRun is one capture of a test, with its logs and output.
 type captureRun struct {
 	opts   CaptureOptions
-	logs   *captureBuffer
-	stdout *captureBuffer
-	stderr *captureBuffer
+	logs   *lockedBuffer
+	stdout *lockedBuffer
+	stderr *lockedBuffer
 }
 
 // newCaptureRun prepares a capture of installer started in dir, and checks
@@ -62,7 +62,7 @@ type captureRun struct {
 func newCaptureRun(t *testing.T, dir, installer string) *captureRun {
 	t.Helper()
 	needCaptureRoot(t)
-	r := &captureRun{logs: &captureBuffer{}, stdout: &captureBuffer{}, stderr: &captureBuffer{}}
+	r := &captureRun{logs: &lockedBuffer{}, stdout: &lockedBuffer{}, stderr: &lockedBuffer{}}
 	work := filepath.Join(t.TempDir(), "capture")
 	// A private parent for the run directory: other tests (and appv
 	// sequence runs of the e2e tests, in parallel) make their own in /run.
@@ -98,19 +98,19 @@ func newCaptureRun(t *testing.T, dir, installer string) *captureRun {
 	return r
 }
 
-// captureBuffer is a bytes.Buffer for concurrent writers.
-type captureBuffer struct {
+// lockedBuffer is a bytes.Buffer for concurrent writers (logs, output).
+type lockedBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (b *captureBuffer) Write(p []byte) (int, error) {
+func (b *lockedBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.b.Write(p)
 }
 
-func (b *captureBuffer) String() string {
+func (b *lockedBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.b.String()

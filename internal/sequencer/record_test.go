@@ -12,7 +12,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -54,7 +53,7 @@ type recordPackage struct {
 	root   string // Staged.PackageRoot
 	home   string // the user's home
 	etc    string // the package's folder under /etc
-	logs   *recordLog
+	logs   *lockedBuffer
 }
 
 // newRecordPackage stages a package at /opt/appvrec-<id> with small files
@@ -65,15 +64,15 @@ func newRecordPackage(t *testing.T, uid, gid int) *recordPackage {
 	t.Helper()
 	base := t.TempDir()
 	// The user must reach the home: t.TempDir's parent is 0700.
-	recMust(t, os.Chmod(filepath.Dir(base), 0o755))
-	recMust(t, os.Chmod(base, 0o755))
+	capMust(t, os.Chmod(filepath.Dir(base), 0o755))
+	capMust(t, os.Chmod(base, 0o755))
 	id := fmt.Sprintf("%08x", rand.Uint32())
 	p := &recordPackage{
 		id:   id,
 		root: "/opt/appvrec-" + id,
 		home: filepath.Join(base, "home"),
 		etc:  "/etc/appvrec-" + id,
-		logs: &recordLog{},
+		logs: &lockedBuffer{},
 	}
 	dir := filepath.Join(base, "tree")
 	p.staged = &Staged{Dir: dir, PackageRoot: p.root, Report: &Report{}}
@@ -82,8 +81,8 @@ func newRecordPackage(t *testing.T, uid, gid int) *recordPackage {
 	p.write(t, "VFS/Etc/appvrec-"+id+"/app.conf", []byte("color=blue\n"), 0o644)
 	p.write(t, "VFS/Etc/appvrec-"+id+"/unread.conf", []byte("never read\n"), 0o644)
 	p.write(t, "VFS/XdgConfigHome/appvrec/settings.ini", []byte("size=3\n"), 0o644)
-	recMust(t, os.Mkdir(p.home, 0o700))
-	recMust(t, os.Chown(p.home, uid, gid))
+	capMust(t, os.Mkdir(p.home, 0o700))
+	capMust(t, os.Chown(p.home, uid, gid))
 	return p
 }
 
@@ -91,16 +90,16 @@ func newRecordPackage(t *testing.T, uid, gid int) *recordPackage {
 func (p *recordPackage) write(t *testing.T, rel string, data []byte, mode fs.FileMode) {
 	t.Helper()
 	f := filepath.Join(p.staged.Dir, filepath.FromSlash(rel))
-	recMust(t, os.MkdirAll(filepath.Dir(f), 0o755))
-	recMust(t, os.WriteFile(f, data, mode))
-	recMust(t, os.Chmod(f, mode))
+	capMust(t, os.MkdirAll(filepath.Dir(f), 0o755))
+	capMust(t, os.WriteFile(f, data, mode))
+	capMust(t, os.Chmod(f, mode))
 }
 
 // options are Record's options for the package, run as root.
 func (p *recordPackage) options(t *testing.T, commands ...string) RecordOptions {
 	t.Helper()
 	exe, err := os.Executable()
-	recMust(t, err)
+	capMust(t, err)
 	return RecordOptions{
 		Staged:   p.staged,
 		Commands: commands,
@@ -127,7 +126,7 @@ func (p *recordPackage) record(ctx context.Context, t *testing.T, opts RecordOpt
 		}
 	})
 	mi, rerr := os.ReadFile("/proc/self/mountinfo")
-	recMust(t, rerr)
+	capMust(t, rerr)
 	if bytes.Contains(mi, []byte("fuse."+recordFSName)) || bytes.Contains(mi, []byte(p.staged.Dir)) {
 		t.Errorf("a mount of Record is left:\n%s", mi)
 	}
@@ -152,7 +151,7 @@ func (p *recordPackage) record(ctx context.Context, t *testing.T, opts RecordOpt
 func recordScratchDirs(t *testing.T) map[string]bool {
 	t.Helper()
 	ms, err := filepath.Glob(filepath.Join(os.TempDir(), "appv-record-*"))
-	recMust(t, err)
+	capMust(t, err)
 	out := map[string]bool{}
 	for _, m := range ms {
 		out[m] = true
@@ -164,7 +163,7 @@ func recordScratchDirs(t *testing.T) map[string]bool {
 func recProcessesWith(t *testing.T, s string) []string {
 	t.Helper()
 	ms, err := filepath.Glob("/proc/[0-9]*/cmdline")
-	recMust(t, err)
+	capMust(t, err)
 	var out []string
 	for _, m := range ms {
 		data, err := os.ReadFile(m)
@@ -201,8 +200,8 @@ func main() {
 	}
 }
 `
-	recMust(t, os.WriteFile(filepath.Join(dir, "main.go"), []byte(src), 0o644))
-	recMust(t, os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module reader\n\ngo 1.21\n"), 0o644))
+	capMust(t, os.WriteFile(filepath.Join(dir, "main.go"), []byte(src), 0o644))
+	capMust(t, os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module reader\n\ngo 1.21\n"), 0o644))
 	cmd := exec.Command(goBin, "build", "-trimpath", "-ldflags=-s -w", "-o", "reader", ".")
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=", "GOWORK=off", "GOTOOLCHAIN=local")
@@ -210,7 +209,7 @@ func main() {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	data, err := os.ReadFile(filepath.Join(dir, "reader"))
-	recMust(t, err)
+	capMust(t, err)
 	return data
 }
 
@@ -238,7 +237,7 @@ func recTreeBlocks(t *testing.T, dir string) int {
 		n += int((info.Size() + appvpkg.BlockSize - 1) / appvpkg.BlockSize)
 		return nil
 	})
-	recMust(t, err)
+	capMust(t, err)
 	return n
 }
 
@@ -419,7 +418,7 @@ func TestRecordErrors(t *testing.T) {
 		defer cancel()
 		opts := p.options(t, "cat "+p.root+"/share/first.txt; sleep "+sleep)
 		pr, pw, err := os.Pipe()
-		recMust(t, err)
+		capMust(t, err)
 		defer pr.Close()
 		opts.Stdout = pw
 		go func() {
@@ -457,29 +456,4 @@ func TestRecordErrors(t *testing.T) {
 			t.Error("Record accepted a relative package root")
 		}
 	})
-}
-
-// recordLog is a log sink safe for concurrent writers.
-type recordLog struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *recordLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *recordLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func recMust(t *testing.T, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
-	}
 }

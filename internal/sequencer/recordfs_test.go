@@ -107,9 +107,9 @@ func TestRecorderBlocks(t *testing.T) {
 func TestRecordSpec(t *testing.T) {
 	tree := t.TempDir()
 	for _, d := range []string{"bin", "VFS/Etc/foo", "VFS/XdgDataHome/foo", "VFS/ProgramFilesX86/Foo", "VFS/usr/share"} {
-		recMust(t, os.MkdirAll(filepath.Join(tree, d), 0o755))
+		capMust(t, os.MkdirAll(filepath.Join(tree, d), 0o755))
 	}
-	recMust(t, os.WriteFile(filepath.Join(tree, "VFS", "README"), nil, 0o644))
+	capMust(t, os.WriteFile(filepath.Join(tree, "VFS", "README"), nil, 0o644))
 	opts := RecordOptions{
 		Staged:     &Staged{Dir: tree, PackageRoot: "/opt/foo"},
 		User:       venv.User{UID: 1000, GID: 1000, Home: "/home/ann"},
@@ -140,7 +140,7 @@ func TestRecordSpec(t *testing.T) {
 	}
 
 	// A package's own XdgConfigHome is the ~/.config layer.
-	recMust(t, os.MkdirAll(filepath.Join(tree, "VFS", "XdgConfigHome"), 0o755))
+	capMust(t, os.MkdirAll(filepath.Join(tree, "VFS", "XdgConfigHome"), 0o755))
 	spec, err = recordSpec(opts, "record-1", tree, mnt, hide, cow, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
