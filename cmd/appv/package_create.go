@@ -86,12 +86,9 @@ func runPackageCreate(ctx context.Context, g *globals, o createOptions) error {
 			return usagef("%s is required: %s (see appv package create --help)", req.flag, req.what)
 		}
 	}
-	if !nameRE.MatchString(o.name) {
-		return usagef("--name %q: use 1 to 50 letters, digits, '.' and '-', starting with a letter or digit", o.name)
-	}
-	version, err := normalizeVersion(o.version)
+	version, err := checkNameVersion(o.name, o.version)
 	if err != nil {
-		return usageError{err}
+		return err
 	}
 	root := o.root
 	if root == "" {
@@ -170,6 +167,19 @@ func runPackageCreate(ctx context.Context, g *globals, o createOptions) error {
 			100*float64(res.PackageSize)/float64(max(res.UncompressedSize, 1)), id.PackageID, id.VersionID)
 	}
 	return nil
+}
+
+// checkNameVersion checks --name and returns --version in App-V's four-part
+// form; its errors are usage errors.
+func checkNameVersion(name, version string) (string, error) {
+	if !nameRE.MatchString(name) {
+		return "", usagef("--name %q: use 1 to 50 letters, digits, '.' and '-', starting with a letter or digit", name)
+	}
+	v, err := normalizeVersion(version)
+	if err != nil {
+		return "", usageError{err}
+	}
+	return v, nil
 }
 
 // normalizeVersion accepts 1 to 4 dot-separated numbers and pads to four, as

@@ -80,12 +80,9 @@ func runSequence(ctx context.Context, g *globals, o sequenceOptions) error {
 			return usagef("%s is required (see appv sequence --help)", req.flag)
 		}
 	}
-	if !nameRE.MatchString(o.name) {
-		return usagef("--name %q: use 1 to 50 letters, digits, '.' and '-', starting with a letter or digit", o.name)
-	}
-	version, err := normalizeVersion(o.version)
+	version, err := checkNameVersion(o.name, o.version)
 	if err != nil {
-		return usageError{err}
+		return err
 	}
 	if (o.installer == "") == (o.fromDir == "") {
 		return usagef("give --installer CMD, or --from-dir DIR with --root PATH")
