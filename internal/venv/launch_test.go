@@ -537,6 +537,32 @@ func TestHostMountsStayVisible(t *testing.T) {
 	}
 }
 
+// A dead FUSE mount below a covered directory (its daemon gone: every
+// access is ENOTCONN, as a crashed sshfs leaves) is left out; it does not
+// stop the environment. It used to fail the supervisor's set-up.
+func TestDeadMountBelowTarget(t *testing.T) {
+	w := newWorld(t)
+	spec := w.spec(w.u1)
+	dead := w.u1.Home + "/.config/dead"
+	must(t, os.MkdirAll(dead, 0o755))
+	fuse, err := os.OpenFile("/dev/fuse", os.O_RDWR, 0)
+	if err != nil {
+		t.Skipf("needs /dev/fuse: %v", err)
+	}
+	must(t, unix.Mount("appvtest", dead, "fuse", unix.MS_NOSUID|unix.MS_NODEV,
+		fmt.Sprintf("fd=%d,rootmode=40000,user_id=0,group_id=0", fuse.Fd())))
+	t.Cleanup(func() { _ = unix.Unmount(dead, unix.MNT_DETACH) })
+	fuse.Close() // no daemon: the connection is gone
+	var st unix.Stat_t
+	if err := unix.Stat(dead, &st); !errors.Is(err, unix.ENOTCONN) {
+		t.Fatalf("stat of the dead mount: %v, want ENOTCONN", err)
+	}
+	code, out, errOut := w.run(spec, Request{Argv: []string{w.app, "read", w.u1.Home + "/.config/appvtest/defaults.ini"}}, "")
+	if code != 0 || out != "color=blue\n" {
+		t.Errorf("exit %d, output %q (stderr %q): a dead mount below a target must not stop the environment", code, out, errOut)
+	}
+}
+
 // A symlink a user could have planted does not redirect a mount.
 func TestUserSymlinkRefused(t *testing.T) {
 	w := newWorld(t)

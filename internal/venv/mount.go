@@ -537,8 +537,12 @@ func (m *mounter) submounts(fd int, path string) ([]submount, error) {
 		}
 		var st unix.Stat_t
 		if err := unix.Fstat(sfd, &st); err != nil {
+			// A mount that cannot be stat'ed (a FUSE mount whose daemon
+			// is gone: ENOTCONN) cannot be bound again either; it must
+			// not stop the environment.
 			unix.Close(sfd)
-			return nil, fmt.Errorf("stat %s: %w", p, err)
+			m.log.Warn("cannot keep a mount visible", "mount", p, "err", err)
+			continue
 		}
 		subs = append(subs, submount{path: p, fd: m.keep(sfd), dir: st.Mode&unix.S_IFMT == unix.S_IFDIR})
 	}
