@@ -77,6 +77,7 @@ environment that streams only the blocks the application reads.`,
 	root.AddCommand(newPackageCommand(g))
 	root.AddCommand(newClientCommands(g)...)
 	root.AddCommand(newClientAdminCommand(g), newSupervisorCommand(), newSequenceCommand(g))
+	root.AddCommand(newServerCommand(g), newAdminCommand(g))
 	return root
 }
 

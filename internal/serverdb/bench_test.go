@@ -12,8 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/appv/appv/internal/serverdb/pgtest"
 )
 
 // The benchmark's world: the scale.
@@ -44,19 +43,11 @@ func BenchmarkPublishing(b *testing.B) {
 	}{
 		{"sqlite", func(b *testing.B) string { return filepath.Join(b.TempDir(), "appv.db") }},
 	}
-	if base := os.Getenv("APPV_TEST_POSTGRES"); base != "" {
+	if os.Getenv("APPV_TEST_POSTGRES") != "" {
 		backends = append(backends, struct {
 			name string
 			url  func(b *testing.B) string
-		}{"postgres", func(b *testing.B) string {
-			cfg, err := pgx.ParseConfig(base)
-			if err != nil {
-				b.Fatal(err)
-			}
-			admin := stdlib.OpenDB(*cfg)
-			b.Cleanup(func() { _ = admin.Close() })
-			return newSchema(b, admin, base)
-		}})
+		}{"postgres", func(b *testing.B) string { return pgtest.Start(b).Database(b) }})
 	}
 	for _, be := range backends {
 		b.Run(be.name, func(b *testing.B) {

@@ -44,7 +44,8 @@
 //	connection_groups   group_id, version_id, name, priority
 //	connection_group_members   (group_id, position), package_id, version_id (NULL: any), optional
 //	connection_group_entitlements   (identity_id, group_id)
-//	dynamic_configs     (package, identity_id (0: the package default), kind), xml
+//	dynamic_configs     (package, identity_id (0: the package default), kind), xml,
+//	                    updated_at, serial (the revision counter of the write that stored it)
 //	clients             name, identity_id, last_seen
 //
 // Packages and versions have integer keys for the joins of the publishing

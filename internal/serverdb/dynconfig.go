@@ -49,8 +49,11 @@ func (s *store) PutDynamicConfig(ctx context.Context, packageID string, identity
 				return err
 			}
 		}
-		_, err = c.exec(ctx, `INSERT INTO dynamic_configs (package, identity_id, kind, xml, updated_at) VALUES (?, ?, ?, ?, ?)
-			ON CONFLICT (package, identity_id, kind) DO UPDATE SET xml = excluded.xml, updated_at = excluded.updated_at`,
+		// write has incremented the counter: serial is this write's value.
+		_, err = c.exec(ctx, `INSERT INTO dynamic_configs (package, identity_id, kind, xml, updated_at, serial)
+			VALUES (?, ?, ?, ?, ?, (SELECT value FROM revision WHERE id = 1))
+			ON CONFLICT (package, identity_id, kind) DO UPDATE
+			SET xml = excluded.xml, updated_at = excluded.updated_at, serial = excluded.serial`,
 			pkg, identityID, kind, xml, unixNano(time.Now()))
 		return err
 	})
@@ -83,7 +86,7 @@ func (s *store) DynamicConfigs(ctx context.Context, packageID string) ([]Dynamic
 	if err != nil {
 		return nil, s.wrap(op, packageID, err)
 	}
-	rows, err := s.reader().query(ctx, `SELECT d.identity_id, d.kind, d.xml, d.updated_at
+	rows, err := s.reader().query(ctx, `SELECT d.identity_id, d.kind, d.xml, d.updated_at, d.serial
 		FROM dynamic_configs d JOIN packages p ON p.id = d.package
 		WHERE p.package_id = ? ORDER BY d.identity_id, d.kind`, pid)
 	if err != nil {
@@ -94,7 +97,7 @@ func (s *store) DynamicConfigs(ctx context.Context, packageID string) ([]Dynamic
 	for rows.Next() {
 		d := DynamicConfig{PackageID: pid}
 		var updated int64
-		if err := rows.Scan(&d.IdentityID, &d.Kind, &d.XML, &updated); err != nil {
+		if err := rows.Scan(&d.IdentityID, &d.Kind, &d.XML, &updated, &d.Serial); err != nil {
 			return nil, s.wrap(op, pid, err)
 		}
 		d.UpdatedAt = fromUnixNano(updated)

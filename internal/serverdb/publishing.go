@@ -26,8 +26,9 @@ const principalSet = `SELECT CAST(? AS BIGINT) UNION ALL SELECT m.group_id FROM 
 //	        times                             t1..t7 = package_id, name,
 //	                                          version_id, version, location,
 //	                                          content_key, sha256; n1 = size;
-//	                                          n2, t8, b = the configuration's
-//	                                          identity_id, kind, xml
+//	                                          n2, t8, b, n3, n4 = the
+//	                                          configuration's identity_id,
+//	                                          kind, xml, updated_at, serial
 //	part 2: a member of an entitled connection group
 //	                                          t1..t5 = group_id, version_id,
 //	                                          name, member package_id,
@@ -39,11 +40,11 @@ const principalSet = `SELECT CAST(? AS BIGINT) UNION ALL SELECT m.group_id FROM 
 // columns their types, as PostgreSQL needs (the blob's comes from part 1).
 const publishingQuery = `SELECT 0, CAST(NULL AS TEXT), CAST(NULL AS TEXT), CAST(NULL AS TEXT), CAST(NULL AS TEXT),
 		CAST(NULL AS TEXT), CAST(NULL AS TEXT), CAST(NULL AS TEXT), value,
-		CAST(NULL AS BIGINT), CAST(NULL AS BIGINT), CAST(NULL AS TEXT), NULL
+		CAST(NULL AS BIGINT), CAST(NULL AS BIGINT), CAST(NULL AS TEXT), NULL, CAST(NULL AS BIGINT)
 	FROM revision WHERE id = 1
 UNION ALL
 SELECT 1, p.package_id, p.name, v.version_id, v.version, v.location, v.content_key, v.sha256, v.size,
-		d.identity_id, NULL, d.kind, d.xml
+		d.identity_id, d.updated_at, d.kind, d.xml, d.serial
 	FROM entitlements e
 	JOIN packages p ON p.id = e.package
 	JOIN versions v ON v.id = p.latest_version
@@ -52,7 +53,7 @@ SELECT 1, p.package_id, p.name, v.version_id, v.version, v.location, v.content_k
 	WHERE e.identity_id IN (` + principalSet + `)
 UNION ALL
 SELECT 2, g.group_id, g.version_id, g.name, m.package_id, m.version_id, NULL, NULL, g.priority,
-		m.position, CASE WHEN m.optional THEN 1 ELSE 0 END, NULL, NULL
+		m.position, CASE WHEN m.optional THEN 1 ELSE 0 END, NULL, NULL, NULL
 	FROM connection_groups g
 	JOIN connection_group_members m ON m.group_id = g.group_id
 	WHERE g.group_id IN (SELECT ce.group_id FROM connection_group_entitlements ce
@@ -89,12 +90,12 @@ func readPublication(ctx context.Context, c conn, id int64) (Publication, error)
 	)
 	for rows.Next() {
 		var (
-			part       int
-			t          [8]sql.NullString
-			n1, n2, n3 sql.NullInt64
-			b          []byte
+			part           int
+			t              [8]sql.NullString
+			n1, n2, n3, n4 sql.NullInt64
+			b              []byte
 		)
-		if err := rows.Scan(&part, &t[0], &t[1], &t[2], &t[3], &t[4], &t[5], &t[6], &n1, &n2, &n3, &t[7], &b); err != nil {
+		if err := rows.Scan(&part, &t[0], &t[1], &t[2], &t[3], &t[4], &t[5], &t[6], &n1, &n2, &n3, &t[7], &b, &n4); err != nil {
 			return Publication{}, err
 		}
 		switch part {
@@ -109,7 +110,8 @@ func readPublication(ctx context.Context, c conn, id int64) (Publication, error)
 					Version: t[3].String, Location: t[4].String, ContentKey: t[5].String, SHA256: t[6].String, Size: n1.Int64})
 			}
 			if n2.Valid {
-				offerConfig(&pkgs[i], &DynamicConfig{PackageID: t[0].String, IdentityID: n2.Int64, Kind: t[7].String, XML: b}, id)
+				offerConfig(&pkgs[i], &DynamicConfig{PackageID: t[0].String, IdentityID: n2.Int64, Kind: t[7].String, XML: b,
+					UpdatedAt: fromUnixNano(n3.Int64), Serial: n4.Int64}, id)
 			}
 		case 2:
 			g := groups[t[0].String]

@@ -132,6 +132,12 @@ var migrations = [][]string{
 		)`,
 		`CREATE INDEX clients_identity ON clients (identity_id)`,
 	},
+	// 2: dynamic configuration files carry the revision counter of the
+	// write that stored them, which the server turns into App-V's
+	// ConfigurationId (it grows with every change).
+	{
+		`ALTER TABLE dynamic_configs ADD COLUMN serial BIGINT NOT NULL DEFAULT 0`,
+	},
 }
 
 // migrate brings the schema to the latest version (len(migrations)) in one transaction. The

@@ -134,6 +134,11 @@ type DynamicConfig struct {
 	Kind       string // ConfigDeployment or ConfigUser
 	XML        []byte
 	UpdatedAt  time.Time
+	// Serial is the revision counter (Revision) as the write that stored
+	// this file left it: it grows with every change of any file, and no two
+	// files stored in one database share it. 0 for files stored before it
+	// was recorded.
+	Serial int64
 }
 
 // Client is a machine or user agent seen by the publishing endpoint.

@@ -372,4 +372,30 @@ func testDynamicConfigStore(t *testing.T, newDB newDatabase) {
 		list[1].IdentityID != g.ID || string(list[1].XML) != string(xml) || list[1].UpdatedAt.IsZero() {
 		t.Errorf("DynamicConfigs = %+v", list)
 	}
+
+	// Serial is the counter of the write that stored the file: it grows
+	// with every put, and Publishing reports it with UpdatedAt.
+	rev, err := db.Revision(ctx)
+	ok(t, err)
+	if len(list) == 2 && (list[1].Serial != rev || list[0].Serial >= list[1].Serial) {
+		t.Errorf("serials %d, %d; want increasing, the last %d", list[0].Serial, list[1].Serial, rev)
+	}
+	u := mustIdentity(t, db, KindUser, "u")
+	ok(t, db.AddMember(ctx, g.ID, u.ID))
+	ok(t, db.Entitle(ctx, pkg, u.ID))
+	ok(t, db.PutDynamicConfig(ctx, pkg, g.ID, ConfigUser, []byte("<UserConfiguration>3</UserConfiguration>")))
+	list, err = db.DynamicConfigs(ctx, pkg)
+	ok(t, err)
+	pub, err := db.Publishing(ctx, Principal{Identity: u})
+	ok(t, err)
+	if len(pub.Packages) != 1 || pub.Packages[0].UserConfig == nil || pub.Packages[0].DeploymentConfig == nil {
+		t.Fatalf("published %+v", pub.Packages)
+	}
+	uc, dc := pub.Packages[0].UserConfig, pub.Packages[0].DeploymentConfig
+	if uc.Serial != list[1].Serial || !uc.UpdatedAt.Equal(list[1].UpdatedAt) || uc.Serial <= rev {
+		t.Errorf("published user config serial %d at %v, want %d at %v (> %d)", uc.Serial, uc.UpdatedAt, list[1].Serial, list[1].UpdatedAt, rev)
+	}
+	if dc.Serial != list[0].Serial || !dc.UpdatedAt.Equal(list[0].UpdatedAt) {
+		t.Errorf("published deployment config serial %d at %v, want %d at %v", dc.Serial, dc.UpdatedAt, list[0].Serial, list[0].UpdatedAt)
+	}
 }
