@@ -35,6 +35,23 @@ const (
 
 // call runs one request against the service, drawing progress.
 func call(ctx context.Context, g *globals, req client.Request, out any) error {
+	var bar *progress
+	defer func() {
+		if bar != nil {
+			bar.finish()
+		}
+	}()
+	return callProgress(ctx, req, func(p client.Progress) {
+		if bar == nil {
+			bar = newProgress(g, p.Total, p.What)
+		}
+		bar.set(p.Done, p.Total)
+	}, out)
+}
+
+// callProgress runs one request against the service, passing its progress
+// reports to progress.
+func callProgress(ctx context.Context, req client.Request, progress func(client.Progress), out any) error {
 	cfg, err := config.Load()
 	if err != nil {
 		return err
@@ -45,18 +62,7 @@ func call(ctx context.Context, g *globals, req client.Request, out any) error {
 		return err
 	}
 	defer conn.Close()
-	var bar *progress
-	defer func() {
-		if bar != nil {
-			bar.finish()
-		}
-	}()
-	return conn.Call(req, func(p client.Progress) {
-		if bar == nil {
-			bar = newProgress(g, p.Total, p.What)
-		}
-		bar.set(p.Done, p.Total)
-	}, out)
+	return conn.Call(req, progress, out)
 }
 
 func clientExitCode(err error) (int, bool) {
@@ -114,15 +120,7 @@ func simpleVerb(g *globals, use, short, long, example, verb string, args cobra.P
 
 func newClientCommands(g *globals) []*cobra.Command {
 	var global bool
-	add := simpleVerb(g, "add PATH|URL", "Add a package to this machine (root)",
-		`add fetches the package's manifest, stream map and publishing feature block
-from a local path, a file share or an HTTP(S) URL into the package store and
-creates sparse files for the rest, which streams on demand. Everything
-fetched is verified against the package's block map. Adding needs root.`,
-		"  sudo appv add https://apps.example.com/content/Hello.appv\n  sudo appv add /srv/share/Hello.appv",
-		client.VerbAdd, exactArgs(1, "PATH|URL"), func(a []string) client.Request {
-			return client.Request{Location: a[0]}
-		})
+	add := newAddCommand(g)
 	publish := simpleVerb(g, "publish PKG", "Publish a package to you, or to every user with --global",
 		`publish entitles you (or, with --global and root, every user of the machine)
 to launch the package's applications, and integrates its extension points:
@@ -196,7 +194,10 @@ wrote: settings, caches) and re-integrates its extension points. With
 	var listJSON bool
 	list := &cobra.Command{
 		Use: "list", Short: "List the packages on this machine",
-		Long:    "list shows every package in the store, whether it is published to you, how much is loaded, whether it runs, and its applications.",
+		Long: `list shows every package in the store, whether it is published to you, how much
+is loaded, whether it runs, and its applications; below the table, what your
+publishing servers list, the connection groups they put packages in, and the
+switches that wait for a package's last process to exit.`,
 		Example: "  appv list\n  appv list --json | jq -r '.[].name'", Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var pkgs []client.PackageInfo
@@ -225,11 +226,16 @@ wrote: settings, caches) and re-integrates its extension points. With
 				}
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%.0f%%\t%v\t%s\t%s\n", p.Name, p.Version, pub, p.PercentLoaded, p.InUse, strings.Join(apps, ","), p.VersionID)
 			}
-			return tw.Flush()
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			printListNotes(g, pkgs)
+			return nil
 		},
 	}
 	list.Flags().BoolVar(&listJSON, "json", false, "print JSON")
-	return []*cobra.Command{add, publish, unpublish, remove, mount, repair, stop, list, newLaunchCommand(g), newEventsCommand(g)}
+	return []*cobra.Command{add, publish, unpublish, remove, mount, repair, stop, list, newLaunchCommand(g), newEventsCommand(g),
+		newPublishingServerCommand(g), newSyncCommand(g)}
 }
 
 func newLaunchCommand(g *globals) *cobra.Command {

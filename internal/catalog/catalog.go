@@ -93,6 +93,27 @@ func (m *Machine) Manifest(e Entry) ([]byte, error) {
 	return os.ReadFile(filepath.Join(m.versionDir(e), ManifestFile))
 }
 
+// DeploymentConfig returns the stored deployment configuration of a
+// version: the DeploymentConfig.xml it was added with, or the placeholder
+// Add writes when it had none.
+func (m *Machine) DeploymentConfig(e Entry) ([]byte, error) {
+	data, err := os.ReadFile(filepath.Join(m.versionDir(e), DeploymentConfigFile))
+	if err != nil {
+		return nil, fmt.Errorf("catalog: %w", err)
+	}
+	return data, nil
+}
+
+// GlobalUserConfig returns the user configuration a version was published
+// globally with (the placeholder when it had none).
+func (m *Machine) GlobalUserConfig(e Entry) ([]byte, error) {
+	data, err := os.ReadFile(filepath.Join(m.versionDir(e), UserDeploymentConfigFile))
+	if err != nil {
+		return nil, fmt.Errorf("catalog: %w", err)
+	}
+	return data, nil
+}
+
 // PublishGlobal publishes a version to every user of the machine; any other
 // version of the package published globally is unpublished.
 func (m *Machine) PublishGlobal(e Entry, userManifest, userConfig []byte) error {
@@ -257,6 +278,16 @@ func (u *User) Unpublish(e Entry) error {
 	}
 	_ = u.root.Remove(filepath.Join(u.rel, e.PackageID))
 	return nil
+}
+
+// UserConfig returns the user configuration the version was published to
+// the user with (the placeholder when it had none).
+func (u *User) UserConfig(e Entry) ([]byte, error) {
+	data, err := u.root.ReadFile(filepath.Join(u.rel, e.PackageID, e.VersionID, UserDeploymentConfigFile))
+	if err != nil {
+		return nil, fmt.Errorf("catalog: %w", err)
+	}
+	return data, nil
 }
 
 // IsPublished reports whether the version is published to the user.

@@ -3,6 +3,7 @@ package catalog
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -103,5 +104,52 @@ func TestUserCatalogSymlinkCannotEscape(t *testing.T) {
 	}
 	if _, err := OpenUser(home, "/elsewhere", 0, 0); err == nil {
 		t.Fatal("a data home outside the home was accepted")
+	}
+}
+
+// TestStoredConfigurations: the configurations a version was added and
+// published with read back as written, and a version added without one
+// reads back as the placeholder of its package.
+func TestStoredConfigurations(t *testing.T) {
+	m, err := OpenMachine(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, bare := Entry{"p1", "v1"}, Entry{"p2", "v1"}
+	if err := m.Add(e, []byte("<m/>"), []byte("<dc/>")); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Add(bare, []byte("<m/>"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := m.DeploymentConfig(e); err != nil || string(got) != "<dc/>" {
+		t.Errorf("DeploymentConfig = %q, %v", got, err)
+	}
+	if got, err := m.DeploymentConfig(bare); err != nil || !strings.Contains(string(got), `PackageId="p2"`) {
+		t.Errorf("placeholder DeploymentConfig = %q, %v", got, err)
+	}
+	if _, err := m.GlobalUserConfig(e); err == nil {
+		t.Error("GlobalUserConfig of a version not published globally succeeded")
+	}
+	if err := m.PublishGlobal(e, []byte("<um/>"), []byte("<uc/>")); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := m.GlobalUserConfig(e); err != nil || string(got) != "<uc/>" {
+		t.Errorf("GlobalUserConfig = %q, %v", got, err)
+	}
+
+	u, err := OpenUser(t.TempDir(), "", os.Getuid(), os.Getgid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer u.Close()
+	if err := u.Publish(e, []byte("<um/>"), []byte("<user/>")); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := u.UserConfig(e); err != nil || string(got) != "<user/>" {
+		t.Errorf("UserConfig = %q, %v", got, err)
+	}
+	if _, err := u.UserConfig(bare); err == nil {
+		t.Error("UserConfig of a version not published to the user succeeded")
 	}
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/appv/appv/internal/appvpkg"
 	"github.com/appv/appv/internal/catalog"
+	"github.com/appv/appv/internal/dynconfig"
 	"github.com/appv/appv/internal/fdpass"
 	"github.com/appv/appv/internal/store"
 	"github.com/appv/appv/internal/venv"
@@ -133,14 +134,9 @@ func (s *Service) spec(c caller, v *store.Version, m *appvpkg.Manifest) (venv.Sp
 		layers = append(layers, venv.Layer{Target: filepath.Join(c.Home, ".config"), Native: true, Upper: up, Work: wk})
 	}
 	var env []string
-	for _, x := range m.Extensions() {
-		if x.EnvironmentVariables == nil {
-			continue
-		}
-		for _, ev := range x.EnvironmentVariables.Include {
-			val, _ := appvpkg.ExpandTokens(ev.Value, pkgRoot, c.Home)
-			env = append(env, ev.Name+"="+val)
-		}
+	for _, ev := range s.environment(c, v, m) {
+		val, _ := appvpkg.ExpandTokens(ev.Value, pkgRoot, c.Home)
+		env = append(env, ev.Name+"="+val)
 	}
 	return venv.Spec{
 		Key:    venvKey(c, pkgID),
@@ -151,6 +147,9 @@ func (s *Service) spec(c caller, v *store.Version, m *appvpkg.Manifest) (venv.Sp
 }
 
 func (s *Service) handleLaunch(ctx context.Context, c caller, req Request, files []*os.File, r *reply) {
+	// A switch that waited for the package's last process is made first,
+	// so this launch runs the new version.
+	s.settlePending(ctx, c)
 	t, err := s.findApp(c, req.App)
 	if err != nil {
 		r.fail(err)
@@ -183,6 +182,8 @@ func (s *Service) handleLaunch(ctx context.Context, c caller, req Request, files
 		return
 	}
 	vr := venv.Request{Argv: append([]string{exe}, req.Argv...), Env: req.Env, Dir: req.Dir, TTY: req.TTY, Rows: req.Rows, Cols: req.Cols}
+	_, verID := v.ID()
+	s.noteEnv(spec.Key, verID)
 	if len(files) == 3 {
 		vr.Stdin, vr.Stdout, vr.Stderr = files[0], files[1], files[2]
 	}
@@ -224,6 +225,40 @@ func (s *Service) handleLaunch(ctx context.Context, c caller, req Request, files
 	s.vapp.Info("application exited", "app", t.app.ID, "package", id.Name, "exit", code, "uid", c.UID)
 	s.markUsed(v)
 	_ = r.send(Response{Exit: &code})
+}
+
+// environment returns the environment variables the package sets for the
+// caller: the manifest's, with its dynamic configuration over them
+// (dynconfig.Merge: the deployment configuration, and the user
+// configuration it was published to the caller with; for a package
+// published globally the deployment configuration alone). A configuration
+// that does not parse, or is for another package, is left out with a
+// warning. Variables a configuration deletes are not set; the environment
+// cannot remove variables of the caller's own.
+func (s *Service) environment(c caller, v *store.Version, m *appvpkg.Manifest) []appvpkg.EnvironmentVariable {
+	e := entryOf(v)
+	var d *dynconfig.Deployment
+	if data, err := s.machine.DeploymentConfig(e); err == nil {
+		if dc, err := dynconfig.ParseDeployment(data); err != nil || !strings.EqualFold(dc.PackageID, e.PackageID) {
+			s.vapp.Warn("the package's deployment configuration is not applied", "packageId", e.PackageID, "versionId", e.VersionID, "err", err)
+		} else {
+			d = dc
+		}
+	}
+	var uc *dynconfig.User
+	if !s.machine.IsGlobal(e) {
+		if u, err := s.userCatalog(c); err == nil {
+			if data, err := u.UserConfig(e); err == nil && strings.Contains(string(data), dynconfig.NSUser) {
+				if parsed, err := dynconfig.ParseUser(data); err == nil && strings.EqualFold(parsed.PackageID, e.PackageID) {
+					uc = parsed
+				} else {
+					s.vapp.Warn("the package's user configuration is not applied", "packageId", e.PackageID, "versionId", e.VersionID, "err", err, "uid", c.UID)
+				}
+			}
+			u.Close()
+		}
+	}
+	return dynconfig.Merge(m, d, uc).Environment.Include
 }
 
 // hideLayer returns an overlay layer that applies the version's deleted

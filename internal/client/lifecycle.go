@@ -82,37 +82,6 @@ func (s *Service) userCatalog(c caller) (*catalog.User, error) {
 	return catalog.OpenUser(c.Home, c.DataHome, c.UID, c.GID)
 }
 
-func (s *Service) handleAdd(ctx context.Context, c caller, req Request, r *reply) {
-	if !c.root() {
-		r.fail(errf(KindDenied, "adding a package changes the machine: run appv add as root (sudo appv add %s)", req.Location))
-		return
-	}
-	if req.Location == "" {
-		r.fail(errf(KindUsage, "appv add needs a path or URL"))
-		return
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	v, err := s.store.Add(ctx, req.Location)
-	if err != nil {
-		s.ops.Error("add failed", "location", req.Location, "err", err, "uid", c.UID)
-		r.fail(fmt.Errorf("add %s: %w", req.Location, err))
-		return
-	}
-	manifest, err := v.Package().ReadAll(appvpkg.ManifestPart, appvpkg.MaxXMLPartSize)
-	if err != nil {
-		r.fail(fmt.Errorf("add %s: %w", req.Location, err))
-		return
-	}
-	if err := s.machine.Add(entryOf(v), manifest, nil); err != nil {
-		r.fail(err)
-		return
-	}
-	id := identityOf(v)
-	s.ops.Info("package added", "package", id.Name, "version", id.Version, "packageId", id.PackageID, "versionId", id.VersionID, "location", req.Location, "uid", c.UID)
-	r.result(s.info(c, v))
-}
-
 func (s *Service) handlePublish(ctx context.Context, c caller, req Request, r *reply) {
 	publish := req.Verb == VerbPublish
 	if req.Global && !c.root() {
@@ -398,10 +367,15 @@ type callerView struct {
 	global   map[catalog.Entry]bool
 	entitled map[catalog.Entry]bool
 	inUse    map[string]bool // PackageId
+
+	servers map[string][]string // "PackageId/VersionId" -> the publishing servers listing it
+	groups  map[string][]string // PackageId -> connection groups
+	pending map[string]string   // PackageId -> what waits for its last process
 }
 
 func (s *Service) viewFor(c caller) callerView {
 	cv := callerView{global: map[catalog.Entry]bool{}, entitled: map[catalog.Entry]bool{}, inUse: map[string]bool{}}
+	cv.servers, cv.groups, cv.pending = s.publishingView(c)
 	for _, e := range s.machine.Global() {
 		cv.global[e], cv.entitled[e] = true, true
 	}
@@ -430,6 +404,7 @@ func (s *Service) describe(cv callerView, v *store.Version) PackageInfo {
 		PackageID: p, VersionID: ver, Location: v.Location(),
 		Global: cv.global[e], Published: cv.entitled[e], InUse: cv.inUse[p],
 		Blocks: st.BlocksTotal, Present: st.BlocksPresent,
+		Servers: cv.servers[p+"/"+ver], Groups: cv.groups[p], Pending: cv.pending[p],
 	}
 	if st.BlocksTotal > 0 {
 		pi.PercentLoaded = 100 * float64(st.BlocksPresent) / float64(st.BlocksTotal)

@@ -32,6 +32,14 @@ const (
 	VerbConfigGet = "config-get"
 	VerbConfigSet = "config-set"
 	VerbEvents    = "events"
+
+	// Publishing servers (App-V's Add-, Set-, Remove- and
+	// Get-AppvPublishingServer) and refresh (Sync-AppvPublishingServer).
+	VerbServerAdd    = "publishing-server-add"
+	VerbServerSet    = "publishing-server-set"
+	VerbServerRemove = "publishing-server-remove"
+	VerbServerList   = "publishing-server-list"
+	VerbSync         = "sync"
 )
 
 // Request is what the command asks.
@@ -39,7 +47,11 @@ type Request struct {
 	Verb     string `json:"verb"`
 	Package  string `json:"package,omitempty"`  // name, PackageId or VersionId
 	Location string `json:"location,omitempty"` // add: path or URL
-	Global   bool   `json:"global,omitempty"`   // publish/unpublish to the machine
+	// OverrideURL is add's standalone mode (App-V's MSI streaming mode):
+	// Location is a local package read for its identity, the content is
+	// streamed from OverrideURL, and the package is published globally.
+	OverrideURL string `json:"overrideUrl,omitempty"`
+	Global      bool   `json:"global,omitempty"` // publish/unpublish to the machine
 
 	UserState  bool `json:"userState,omitempty"`  // repair: clear the COW state
 	Extensions bool `json:"extensions,omitempty"` // repair: re-integrate extension points
@@ -55,6 +67,21 @@ type Request struct {
 	TTY  bool     `json:"tty,omitempty"`
 	Rows uint16   `json:"rows,omitempty"`
 	Cols uint16   `json:"cols,omitempty"`
+
+	// Publishing servers and sync: Name is the registration (sync: empty
+	// for all of the caller's). Token is the secret itself: the command
+	// reads the token file, the service never reads users' files.
+	// RefreshInterval is a Go duration ("1h"; "0" disables), empty for the
+	// default (add) or unchanged (set); RefreshAtStart nil means the default
+	// (add) or unchanged (set), as do URL and Token when empty on set.
+	Name            string `json:"name,omitempty"`
+	URL             string `json:"url,omitempty"`
+	Token           string `json:"token,omitempty"`
+	RefreshInterval string `json:"refreshInterval,omitempty"`
+	RefreshAtStart  *bool  `json:"refreshAtStart,omitempty"`
+	// KeepPackages on publishing-server remove leaves what the server
+	// published in place instead of unpublishing it.
+	KeepPackages bool `json:"keepPackages,omitempty"`
 
 	Channel string    `json:"channel,omitempty"` // events
 	Since   time.Time `json:"since,omitzero"`
@@ -127,6 +154,107 @@ type PackageInfo struct {
 	Present       int64     `json:"blocksPresent"`
 	PercentLoaded float64   `json:"percentLoaded"`
 	Apps          []AppInfo `json:"apps,omitempty"`
+	// Servers are the caller's publishing servers (the machine's for
+	// root) whose applied document lists this version.
+	Servers []string `json:"servers,omitempty"`
+	// Groups are the connection groups of those documents the package is
+	// in (not yet run as one environment: docs/client.md).
+	Groups []string `json:"groups,omitempty"`
+	// Pending says what waits for the package's last process to exit, e.g.
+	// "switch to 2.0.0.0 (…)".
+	Pending string `json:"pending,omitempty"`
+}
+
+// AddResult is what add answers: the version, and in standalone mode
+// (OverrideURL) what happened to the global publication.
+type AddResult struct {
+	PackageInfo
+	// Action is "added" (plain add), or in standalone mode "published",
+	// "upgraded" (FromVersion was published before) or "pending" (the
+	// package is in use; the switch is done when its last process exits).
+	Action      string `json:"action"`
+	FromVersion string `json:"fromVersion,omitempty"`
+	// Shared says the version was added beside an earlier version of the
+	// package, sharing its unchanged files and blocks.
+	Shared string `json:"sharedWith,omitempty"`
+}
+
+// ServerInfo is one publishing server registration in
+// `appv publishing-server list`.
+type ServerInfo struct {
+	Name string `json:"name"`
+	URL  string `json:"url"`
+	// Owner is "machine" for root's registrations (global publishing), else
+	// the user's name.
+	Owner           string    `json:"owner"`
+	UID             int       `json:"uid"`
+	HasToken        bool      `json:"hasToken"`
+	RefreshInterval string    `json:"refreshInterval"`
+	RefreshAtStart  bool      `json:"refreshAtStart"`
+	LastRefresh     time.Time `json:"lastRefresh,omitzero"`
+	LastResult      string    `json:"lastResult,omitempty"` // unchanged, applied or failed
+	LastError       string    `json:"lastError,omitempty"`
+	LastApplied     time.Time `json:"lastApplied,omitzero"`
+	NextRefresh     time.Time `json:"nextRefresh,omitzero"`
+	// Packages and Groups are what the applied document lists.
+	Packages int         `json:"packages"`
+	Groups   []GroupInfo `json:"groups,omitempty"`
+}
+
+// SyncResult is what `appv sync` answers: one entry per server refreshed.
+type SyncResult struct {
+	Servers []ServerSync `json:"servers"`
+}
+
+// Refresh outcomes of a server.
+const (
+	SyncUnchanged = "unchanged" // 304 Not Modified, or the same document
+	SyncApplied   = "applied"   // the document was applied in full
+	SyncFailed    = "failed"    // see Error; what did apply stays, the rest is retried
+)
+
+// ServerSync is the refresh of one server.
+type ServerSync struct {
+	Name     string        `json:"name"`
+	URL      string        `json:"url"`
+	Owner    string        `json:"owner"`
+	Status   string        `json:"status"`
+	Error    string        `json:"error,omitempty"`
+	Packages []PackageSync `json:"packages,omitempty"`
+	Groups   []GroupInfo   `json:"groups,omitempty"`
+}
+
+// What a refresh did to a package.
+const (
+	ActionAdded        = "added"        // added to the store and published
+	ActionPublished    = "published"    // was in the store; published
+	ActionUpgraded     = "upgraded"     // the new version replaced the old one
+	ActionPending      = "pending"      // in use: the switch waits for its last process
+	ActionUnpublished  = "unpublished"  // no longer entitled
+	ActionReconfigured = "reconfigured" // new dynamic configuration or URL
+	ActionFailed       = "failed"       // see Detail; retried at the next refresh
+)
+
+// PackageSync is what a refresh did to one package.
+type PackageSync struct {
+	Action      string `json:"action"`
+	Name        string `json:"name,omitempty"`
+	Version     string `json:"version,omitempty"`
+	PackageID   string `json:"packageId"`
+	VersionID   string `json:"versionId,omitempty"`
+	FromVersion string `json:"fromVersion,omitempty"`
+	FromID      string `json:"fromVersionId,omitempty"`
+	Detail      string `json:"detail,omitempty"`
+}
+
+// GroupInfo is a connection group of a publishing document.
+type GroupInfo struct {
+	Name      string   `json:"name"`
+	GroupID   string   `json:"groupId"`
+	VersionID string   `json:"versionId"`
+	Priority  int      `json:"priority"`
+	Members   []string `json:"members"` // package names (PackageIds when not in the store), in order
+	Unusable  string   `json:"unusable,omitempty"`
 }
 
 // AppInfo is one application of a package.

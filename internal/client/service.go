@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -41,7 +42,9 @@ type ServiceOptions struct {
 
 // Service is the client service. It runs as root.
 //
-// Lock order: Service.mu, then the store's and the venv manager's own locks.
+// Lock order: refresher.mu (one refresh at a time), then Service.mu, then
+// the store's and the venv manager's own locks, the registry's and envMu
+// (leaves).
 type Service struct {
 	cfg     config.Config
 	opts    ServiceOptions
@@ -64,6 +67,16 @@ type Service struct {
 	// sourceRoot is PackageSourceRoot, read by the store's goroutines when
 	// they open a source; config set changes it.
 	sourceRoot atomic.Pointer[string]
+
+	// Publishing servers and upgrades (servers.go, refresh.go, upgrade.go).
+	reg        *registry
+	http       *http.Client // adds publishing servers' tokens (auth.go)
+	refresher  *refresher
+	kick       chan struct{}     // wakes the scheduler when registrations change
+	pendingErr map[string]string // the last error of each failing pending task (under mu)
+	gcDue      atomic.Bool       // something may have left an old version unreferenced
+	envMu      sync.Mutex
+	envVer     map[string]string // environment key -> the VersionId it started with
 }
 
 // NewService opens the store, mounts the streaming filesystem and prepares
@@ -80,7 +93,8 @@ func NewService(ctx context.Context, opts ServiceOptions) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Service{cfg: cfg, opts: opts, log: elog, mounts: map[string]context.CancelFunc{}}
+	s := &Service{cfg: cfg, opts: opts, log: elog, mounts: map[string]context.CancelFunc{},
+		kick: make(chan struct{}, 1), pendingErr: map[string]string{}, envVer: map[string]string{}}
 	s.sourceRoot.Store(&cfg.PackageSourceRoot)
 	s.admin = elog.Logger(events.Admin, opts.Stderr)
 	s.ops = elog.Logger(events.Operational, opts.Stderr)
@@ -88,10 +102,13 @@ func NewService(ctx context.Context, opts ServiceOptions) (*Service, error) {
 	if s.machine, err = catalog.OpenMachine(cfg.StateDir); err != nil {
 		return nil, err
 	}
+	if s.reg, err = openRegistry(filepath.Join(cfg.StateDir, "publishing")); err != nil {
+		return nil, err
+	}
+	s.http = newHTTPClient(s.reg)
+	s.refresher = &refresher{reg: s.reg, http: s.http, target: machineTarget{s}, admin: s.admin, ops: s.ops, apply: &s.mu}
 	s.store, err = store.Open(ctx, cfg.PackageInstallationRoot, store.Options{
-		Open: func(ctx context.Context, location string) (source.Source, error) {
-			return source.Open(ctx, location, source.Options{SourceRoot: *s.sourceRoot.Load(), Logger: s.ops})
-		},
+		Open:               s.openSource,
 		Logger:             s.ops,
 		SharedContentStore: cfg.SharedContentStoreMode,
 	})
@@ -118,7 +135,15 @@ func NewService(ctx context.Context, opts ServiceOptions) (*Service, error) {
 	s.admin.Info("client service started", "store", cfg.PackageInstallationRoot, "mount", cfg.MountDir,
 		"autoLoad", cfg.AutoLoad, "sharedContentStore", cfg.SharedContentStoreMode)
 	s.startAutoLoad(ctx)
+	s.startBackground(ctx)
 	return s, nil
+}
+
+// openSource opens a package's content as the store does: moved by
+// PackageSourceRoot, over the service's HTTP client (which adds publishing
+// servers' tokens, auth.go).
+func (s *Service) openSource(ctx context.Context, location string) (source.Source, error) {
+	return source.Open(ctx, location, source.Options{SourceRoot: *s.sourceRoot.Load(), Logger: s.ops, HTTPClient: s.http})
 }
 
 // runningMarker is a file in the state directory that exists while the
@@ -375,6 +400,16 @@ func (s *Service) handle(ctx context.Context, conn *net.UnixConn) {
 		s.handleConfig(ctx, c, req, r)
 	case VerbEvents:
 		s.handleEvents(ctx, c, req, r)
+	case VerbServerAdd:
+		s.handleServerAdd(ctx, c, req, r)
+	case VerbServerSet:
+		s.handleServerSet(ctx, c, req, r)
+	case VerbServerRemove:
+		s.handleServerRemove(ctx, c, req, r)
+	case VerbServerList:
+		s.handleServerList(ctx, c, req, r)
+	case VerbSync:
+		s.handleSync(ctx, c, req, r)
 	default:
 		r.fail(errf(KindUsage, "unknown verb %q", req.Verb))
 	}

@@ -86,9 +86,12 @@ func StartService(appv, base string) (*Service, error) {
 	}
 }
 
-// Env is the environment that points appv at this service.
+// Env is the environment that points appv at this service. Launchers of
+// globally published packages go to a directory of the service's, not to
+// the host's /usr/local/bin.
 func (s *Service) Env() []string {
-	return append(os.Environ(), "APPV_STATEDIR="+s.State, "APPV_RUNDIR="+s.Run, "APPV_CONFIG="+filepath.Join(s.State, "client.json"))
+	return append(os.Environ(), "APPV_STATEDIR="+s.State, "APPV_RUNDIR="+s.Run, "APPV_CONFIG="+filepath.Join(s.State, "client.json"),
+		"APPV_GLOBALBINDIR="+filepath.Join(filepath.Dir(s.State), "global-bin"))
 }
 
 // Logs returns what the service printed.

@@ -26,7 +26,7 @@ const maxRegistrySize = 256 << 20
 // publishing feature block, and writes version.json last. Adding a version
 // the store holds returns it.
 func (s *Store) Add(ctx context.Context, location string) (*Version, error) {
-	return s.add(ctx, location, nil)
+	return s.add(ctx, location, nil, nil)
 }
 
 // AddFrom adds a new version of the package of prev, as Add does, sharing
@@ -35,7 +35,18 @@ func (s *Store) Add(ctx context.Context, location string) (*Version, error) {
 // there, becomes a hard link to it; identical blocks of other files are
 // copied. With prev nil it is Add.
 func (s *Store) AddFrom(ctx context.Context, location string, prev *Version) (*Version, error) {
-	return s.add(ctx, location, prev)
+	return s.add(ctx, location, prev, nil)
+}
+
+// AddSharing adds the package at location as AddFrom does, with the
+// previous version chosen once the package's identity is known: pick is
+// called with it before anything is written and returns the version to
+// share with, or nil to share nothing (what it returns is unused when the
+// store already holds the version). An error from pick ends the add and is
+// returned as is, so a caller can refuse a package that is not the one it
+// expected.
+func (s *Store) AddSharing(ctx context.Context, location string, pick func(appvpkg.Identity) (*Version, error)) (*Version, error) {
+	return s.add(ctx, location, nil, pick)
 }
 
 // opened is a package opened for adding.
@@ -47,7 +58,7 @@ type opened struct {
 	smap *appvpkg.StreamMap
 }
 
-func (s *Store) add(ctx context.Context, location string, prev *Version) (v *Version, err error) {
+func (s *Store) add(ctx context.Context, location string, prev *Version, pick func(appvpkg.Identity) (*Version, error)) (v *Version, err error) {
 	if s.opts.Open == nil {
 		return nil, fmt.Errorf("store: add %s: no source configured (Options.Open is nil)", location)
 	}
@@ -67,6 +78,11 @@ func (s *Store) add(ctx context.Context, location string, prev *Version) (v *Ver
 	}
 	pkgID, verID := o.id.PackageID, o.id.VersionID
 	key := versionKey(pkgID, verID)
+	if pick != nil {
+		if prev, err = pick(o.id); err != nil {
+			return nil, err
+		}
+	}
 
 	s.mu.Lock()
 	if s.closed {

@@ -502,3 +502,51 @@ func TestAddFrom(t *testing.T) {
 		t.Errorf("v2 after removing v1: %+v", st)
 	}
 }
+
+// TestAddSharing: pick sees the new package's identity before anything is
+// written; its error ends the add with nothing stored, and the version it
+// returns is shared with as AddFrom's prev is.
+func TestAddSharing(t *testing.T) {
+	fx := newFixture(t)
+	s := fx.open(t, store.Options{})
+	v1 := fx.add(t, s)
+	if err := v1.Mount(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	tree2 := t.TempDir()
+	if err := os.CopyFS(tree2, os.DirFS(fx.tree)); err != nil {
+		t.Fatal(err)
+	}
+	storetest.WriteFile(t, filepath.Join(tree2, "share/new.txt"), []byte("new in v2\n"), 0o644)
+	storetest.SetTimes(t, tree2)
+	const ver2 = "1c2d3e4f-5a6b-4c7d-8e9f-a0b1c2d3e4f5"
+	srv2 := storetest.NewServer(t, storetest.Package(t, tree2, ver2))
+
+	refused := errors.New("not the package I asked for")
+	var seen appvpkg.Identity
+	_, err := s.AddSharing(context.Background(), srv2.URL(), func(id appvpkg.Identity) (*store.Version, error) {
+		seen = id
+		return nil, refused
+	})
+	if !errors.Is(err, refused) {
+		t.Fatalf("AddSharing with a refusing pick: %v, want its error", err)
+	}
+	if seen.VersionID != ver2 || seen.PackageID != storetest.PackageID {
+		t.Errorf("pick saw %+v, want version %s of package %s", seen, ver2, storetest.PackageID)
+	}
+	if _, err := s.Version(storetest.PackageID, ver2); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("a refused package is in the store: %v", err)
+	}
+
+	v2, err := s.AddSharing(context.Background(), srv2.URL(), func(appvpkg.Identity) (*store.Version, error) { return v1, nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	p1, _ := v1.LocalPath(manyText)
+	p2, ok := v2.LocalPath(manyText)
+	st1, err1 := os.Stat(p1)
+	st2, err2 := os.Stat(p2)
+	if !ok || err1 != nil || err2 != nil || !os.SameFile(st1, st2) {
+		t.Errorf("%s is not shared with the picked version (%v, %v, %v)", manyText, ok, err1, err2)
+	}
+}
