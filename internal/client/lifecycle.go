@@ -404,6 +404,7 @@ func (s *Service) describe(cv callerView, v *store.Version) PackageInfo {
 		PackageID: p, VersionID: ver, Location: v.Location(),
 		Global: cv.global[e], Published: cv.entitled[e], InUse: cv.inUse[p],
 		Blocks: st.BlocksTotal, Present: st.BlocksPresent,
+		Size: v.Info().Size, BytesFetched: st.BytesFetched,
 		Servers: cv.servers[p+"/"+ver], Groups: cv.groups[p], Pending: cv.pending[p],
 	}
 	if st.BlocksTotal > 0 {

@@ -142,18 +142,23 @@ func (e *Error) Error() string { return e.Message }
 
 // PackageInfo is one package version in `appv list`.
 type PackageInfo struct {
-	Name          string    `json:"name"`
-	Version       string    `json:"version"`
-	PackageID     string    `json:"packageId"`
-	VersionID     string    `json:"versionId"`
-	Location      string    `json:"location"`
-	Published     bool      `json:"published"` // to the caller (or globally)
-	Global        bool      `json:"global"`
-	InUse         bool      `json:"inUse"`
-	Blocks        int64     `json:"blocks"`
-	Present       int64     `json:"blocksPresent"`
-	PercentLoaded float64   `json:"percentLoaded"`
-	Apps          []AppInfo `json:"apps,omitempty"`
+	Name          string  `json:"name"`
+	Version       string  `json:"version"`
+	PackageID     string  `json:"packageId"`
+	VersionID     string  `json:"versionId"`
+	Location      string  `json:"location"`
+	Published     bool    `json:"published"` // to the caller (or globally)
+	Global        bool    `json:"global"`
+	InUse         bool    `json:"inUse"`
+	Blocks        int64   `json:"blocks"`
+	Present       int64   `json:"blocksPresent"`
+	PercentLoaded float64 `json:"percentLoaded"`
+	// Size is the package file's size; BytesFetched the package bytes
+	// fetched for blocks since the service opened this version (its last
+	// start, or the add).
+	Size         int64     `json:"size"`
+	BytesFetched int64     `json:"bytesFetched"`
+	Apps         []AppInfo `json:"apps,omitempty"`
 	// Servers are the caller's publishing servers (the machine's for
 	// root) whose applied document lists this version.
 	Servers []string `json:"servers,omitempty"`
