@@ -168,7 +168,7 @@ func packageIdentity(t *testing.T, file string) appvpkg.Identity {
 // the bearer token. It counts the content bytes it sends.
 type testPublishingServer struct {
 	*httptest.Server
-	token string
+	token string // guarded by mu: a test rotates it
 	sent  atomic.Int64
 
 	mu    sync.Mutex
@@ -179,7 +179,10 @@ type testPublishingServer struct {
 func newTestPublishingServer(t *testing.T, token string) *testPublishingServer {
 	ps := &testPublishingServer{token: token, files: map[string]string{}}
 	ps.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Authorization") != "Bearer "+ps.token {
+		ps.mu.Lock()
+		token := ps.token
+		ps.mu.Unlock()
+		if r.Header.Get("Authorization") != "Bearer "+token {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="appv"`)
 			http.Error(w, "a valid token is required", http.StatusUnauthorized)
 			return
