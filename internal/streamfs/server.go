@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -113,6 +115,10 @@ func Mount(ctx context.Context, dir string, st *store.Store, opts Options) (*Ser
 		return nil, fmt.Errorf("streamfs: mount %s: %w", dir, err)
 	}
 	s.fuse = srv
+	if err := closeFuseOnExec(); err != nil {
+		_ = srv.Unmount()
+		return nil, fmt.Errorf("streamfs: mount %s: %w", dir, err)
+	}
 	switch {
 	case opts.DisablePassthrough:
 		log.Info("FUSE passthrough disabled; local files are read through the daemon")
@@ -234,4 +240,29 @@ func (s *Server) pkgIno(pkgID string) uint64 {
 		s.pkgInos[pkgID] = ino
 	}
 	return ino
+}
+
+// closeFuseOnExec marks this process's /dev/fuse descriptors close-on-exec.
+// go-fuse (v2.12) opens /dev/fuse with syscall.Open, without O_CLOEXEC, and
+// on a direct mount returns before it sets the flag, so every program the
+// service starts afterwards (virtual environment supervisors, desktop
+// tools) would inherit the connection. The kernel ends a FUSE connection
+// when the last descriptor of it closes: with copies held elsewhere, a
+// killed service would leave the applications' reads of the package waiting
+// forever instead of failing.
+func closeFuseOnExec() error {
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		fd, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if target, err := os.Readlink("/proc/self/fd/" + e.Name()); err == nil && target == "/dev/fuse" {
+			syscall.CloseOnExec(fd)
+		}
+	}
+	return nil
 }
