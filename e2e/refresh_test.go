@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"crypto/rand"
 	"encoding/json"
 	"io/fs"
@@ -146,19 +145,7 @@ func buildUpgradePackages(t *testing.T, appv, outDir string) upgradePackages {
 
 func packageIdentity(t *testing.T, file string) appvpkg.Identity {
 	t.Helper()
-	p, err := appvpkg.OpenFile(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	data, err := p.ReadAll(appvpkg.ManifestPart, appvpkg.MaxXMLPartSize)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := appvpkg.ParseManifest(data)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, m := openManifest(t, file)
 	return m.Identity()
 }
 
@@ -461,7 +448,7 @@ func TestRefreshUpgradeWhileRunning(t *testing.T) {
 	cmd.Env = append(e.svc.Env(), "HOME="+alice.Home, "USER="+alice.Name, "XDG_DATA_HOME=", "XDG_CACHE_HOME=")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(alice.UID), Gid: uint32(alice.GID)}}
 	cmd.Dir = alice.Home
-	var out, errs outBuffer
+	var out, errs harness.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -565,22 +552,4 @@ func TestStandaloneUpgrade(t *testing.T) {
 		t.Errorf("a plain add changed publications: v1 %+v, v2 %+v", in[pkgs.ver1], in[pkgs.ver2])
 	}
 	e.mustSay(alice, []string{"version 2"}, "launch", "e2eapp")
-}
-
-// outBuffer is a bytes.Buffer written by a process and read by the test.
-type outBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *outBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *outBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

@@ -1,37 +1,18 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/appv/appv/internal/harness"
 	"github.com/appv/appv/internal/server/api"
 )
-
-// syncBuffer is a bytes.Buffer safe for a writer and a reader at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // startServer runs `appv server` on a free port with a fresh data
 // directory (and extra flags) and returns its URL and admin token file; it
@@ -39,8 +20,8 @@ func (s *syncBuffer) String() string {
 func startServer(t *testing.T, extra ...string) (url, tokenFile string) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	out := &syncBuffer{}
-	g := &globals{stdout: out, stderr: &syncBuffer{}, quiet: true}
+	out := &harness.Buffer{}
+	g := &globals{stdout: out, stderr: &harness.Buffer{}, quiet: true}
 	done := make(chan int, 1)
 	data := filepath.Join(t.TempDir(), "data")
 	args := append([]string{"server", "--listen", "127.0.0.1:0", "--data", data}, extra...)

@@ -35,22 +35,24 @@ type Service struct {
 	State string // APPV_STATEDIR
 	Run   string // APPV_RUNDIR
 	cmd   *exec.Cmd
-	logs  *syncBuffer
+	logs  *Buffer
 	done  chan struct{}
 }
 
-type syncBuffer struct {
+// Buffer collects a process's output while the test reads it: a
+// bytes.Buffer safe for one writer and readers at once.
+type Buffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
+func (s *Buffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.Write(p)
 }
 
-func (s *syncBuffer) String() string {
+func (s *Buffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
@@ -59,7 +61,7 @@ func (s *syncBuffer) String() string {
 // StartService starts `appv client service` with state and run directories
 // under base and waits until its socket answers.
 func StartService(appv, base string) (*Service, error) {
-	s := &Service{Bin: appv, State: filepath.Join(base, "state"), Run: filepath.Join(base, "run"), logs: &syncBuffer{}, done: make(chan struct{})}
+	s := &Service{Bin: appv, State: filepath.Join(base, "state"), Run: filepath.Join(base, "run"), logs: &Buffer{}, done: make(chan struct{})}
 	s.cmd = exec.Command(appv, "client", "service")
 	s.cmd.Env = s.Env()
 	s.cmd.Stdout, s.cmd.Stderr = s.logs, s.logs

@@ -20,7 +20,7 @@ type Nginx struct {
 	prefix string
 	cmd    *exec.Cmd
 	done   chan struct{}
-	logs   *syncBuffer
+	logs   *Buffer
 }
 
 // NginxBinary is where Debian's nginx-light package puts nginx.
@@ -75,7 +75,7 @@ http {
 		os.RemoveAll(prefix)
 		return nil, err
 	}
-	n := &Nginx{URL: "http://127.0.0.1:" + strconv.Itoa(port), Root: root, prefix: prefix, done: make(chan struct{}), logs: &syncBuffer{}}
+	n := &Nginx{URL: "http://127.0.0.1:" + strconv.Itoa(port), Root: root, prefix: prefix, done: make(chan struct{}), logs: &Buffer{}}
 	n.cmd = exec.Command(NginxBinary, "-p", prefix, "-c", confPath, "-g", "daemon off;")
 	n.cmd.Stdout, n.cmd.Stderr = n.logs, n.logs
 	n.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}

@@ -23,7 +23,7 @@ type AppvServer struct {
 	TokenFile string // the admin token the first start created
 	cmd       *exec.Cmd
 	done      chan struct{}
-	logs      *syncBuffer
+	logs      *Buffer
 }
 
 var listeningRE = regexp.MustCompile(`listening on (https?://\S+)`)
@@ -34,7 +34,7 @@ func StartServer(appv, data string, extra ...string) (*AppvServer, error) {
 	if err := os.MkdirAll(data, 0o755); err != nil {
 		return nil, err
 	}
-	s := &AppvServer{Bin: appv, Data: data, TokenFile: filepath.Join(data, "admin.token"), done: make(chan struct{}), logs: &syncBuffer{}}
+	s := &AppvServer{Bin: appv, Data: data, TokenFile: filepath.Join(data, "admin.token"), done: make(chan struct{}), logs: &Buffer{}}
 	s.cmd = exec.Command(appv, append([]string{"server", "--listen", "127.0.0.1:0", "--data", data}, extra...)...)
 	s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 	pr, pw := io.Pipe()
