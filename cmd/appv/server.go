@@ -28,6 +28,7 @@ const (
 
 type serverOptions struct {
 	listen, data, db  string
+	newAdminToken     bool
 	tlsCert, tlsKey   string
 	logLevel          slog.Level
 	shutdownDeadline  time.Duration
@@ -51,6 +52,7 @@ It prints the URL it listens on, and stops cleanly on SIGINT or SIGTERM.
 docs/server.md describes it all.`,
 		Example: `  sudo appv server
   appv server --listen 127.0.0.1:0 --data /tmp/appv-server
+  sudo appv server --new-admin-token      # lost the admin token: make a new one
   appv server --listen :8443 --db postgres://appv@db.example/appv --tls-cert cert.pem --tls-key key.pem`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -63,6 +65,7 @@ docs/server.md describes it all.`,
 	f.StringVar(&o.db, "db", "", "database URL: sqlite:///PATH or postgres://… (default: sqlite in --data)")
 	f.StringVar(&o.tlsCert, "tls-cert", "", "serve HTTPS with this certificate (PEM; with --tls-key)")
 	f.StringVar(&o.tlsKey, "tls-key", "", "the certificate's private key (PEM)")
+	f.BoolVar(&o.newAdminToken, "new-admin-token", false, "give the admin user a new admin token in DATA/admin.token (when the old one is lost), then serve")
 	f.TextVar(&o.logLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn or error")
 	return cmd
 }
@@ -104,6 +107,12 @@ func runServer(ctx context.Context, g *globals, o serverOptions) error {
 	tokenPath, created, err := srv.Bootstrap(ctx)
 	if err != nil {
 		return err
+	}
+	if o.newAdminToken && !created {
+		if tokenPath, err = srv.NewAdminToken(ctx); err != nil {
+			return err
+		}
+		created = true
 	}
 	switch _, statErr := os.Stat(tokenPath); {
 	case created:

@@ -173,6 +173,30 @@ func (s *Server) Bootstrap(ctx context.Context) (tokenPath string, created bool,
 	return tokenPath, true, nil
 }
 
+// NewAdminToken gives the user AdminName (created when missing) a new
+// admin token and writes its secret to DataDir/admin.token, replacing the
+// file: the way back in when every admin token is lost. Tokens made before
+// stay valid until revoked.
+func (s *Server) NewAdminToken(ctx context.Context) (tokenPath string, err error) {
+	tokenPath = filepath.Join(s.dataDir, TokenFile)
+	admin, err := s.db.Identity(ctx, serverdb.KindUser, AdminName)
+	if errors.Is(err, serverdb.ErrNotFound) {
+		admin, err = s.db.CreateIdentity(ctx, serverdb.Identity{Kind: serverdb.KindUser, Name: AdminName})
+	}
+	if err != nil {
+		return "", fmt.Errorf("server: new admin token: %w", err)
+	}
+	secret, err := s.db.CreateToken(ctx, admin.ID, true, time.Time{})
+	if err != nil {
+		return "", fmt.Errorf("server: new admin token: %w", err)
+	}
+	if err := writeSecret(tokenPath, secret); err != nil {
+		return "", fmt.Errorf("server: new admin token: %w", err)
+	}
+	s.log.Warn("created a new admin token", "file", tokenPath)
+	return tokenPath, nil
+}
+
 // writeSecret writes a secret to path, mode 0600, atomically.
 func writeSecret(path, secret string) error {
 	f, err := os.CreateTemp(filepath.Dir(path), ".token-*")

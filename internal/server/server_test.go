@@ -114,3 +114,29 @@ func TestNormalizeLocation(t *testing.T) {
 		})
 	}
 }
+
+// TestNewAdminToken: with the admin token lost, NewAdminToken writes a new
+// one that manages the server; the old one stays valid.
+func TestNewAdminToken(t *testing.T) {
+	e := newEnv(t, sqliteDB)
+	path := filepath.Join(e.dataDir, TokenFile)
+	must(t, os.Remove(path))
+	got, err := e.srv.NewAdminToken(t.Context())
+	must(t, err)
+	if got != path {
+		t.Errorf("NewAdminToken wrote %s, want %s", got, path)
+	}
+	secret, err := os.ReadFile(path)
+	must(t, err)
+	if strings.TrimSpace(string(secret)) == e.secret {
+		t.Fatal("NewAdminToken wrote the old secret")
+	}
+	who, err := e.client(strings.TrimSpace(string(secret))).Whoami(t.Context())
+	must(t, err)
+	if !who.Admin || who.Identity.Name != AdminName {
+		t.Errorf("the new token is %+v, want admin user %s", who, AdminName)
+	}
+	if _, err := e.admin.Packages(t.Context()); err != nil {
+		t.Errorf("the old admin token stopped working: %v", err)
+	}
+}
