@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -39,6 +41,17 @@ a package is added with add-version. --entitle entitles identities to it.`,
   appv admin package import --register /srv/share/hello.appv --entitle machine:kiosk-1`,
 		Args: exactArgs(1, "FILE|URL"),
 		RunE: adminRun(g, o, func(ctx context.Context, c *api.Client, args []string) error {
+			// Every identity to entitle must exist before anything is
+			// imported, so a typo leaves the server as it was.
+			for _, id := range entitle {
+				if _, err := c.Identity(ctx, id); err != nil {
+					var ae *api.Error
+					if errors.As(err, &ae) && ae.Status == http.StatusNotFound {
+						return api.Errorf(http.StatusNotFound, "--entitle %s: %s; create it first (appv admin identity add KIND NAME); nothing was imported", id, ae.Message)
+					}
+					return err
+				}
+			}
 			v, err := importVersion(ctx, g, c, "", args[0], register)
 			if err != nil {
 				return err

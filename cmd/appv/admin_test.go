@@ -107,6 +107,8 @@ func TestServerAndAdmin(t *testing.T) {
 		{"bad token", as(garbage, "whoami"), exitDenied, "", "not valid"},
 		{"not found", as(adminToken, "package", "show", "Nothing"), exitNotFound, "", `no package named "Nothing"`},
 		{"conflict", as(adminToken, "identity", "add", "user", "alice"), exitConflict, "", "exists already"},
+		// The package list below shows Other was not imported.
+		{"entitle a missing identity", as(adminToken, "package", "import", other, "--entitle", "user:nobody"), exitNotFound, "", "nothing was imported"},
 		{"damaged package", as(adminToken, "package", "import", damagedPkg), exitBadInput, "", "damaged"},
 		{"bad member", as(adminToken, "connection-group", "put", "--name", "G", "--member", "Hello@latest"), exitUsage, "", "after @"},
 		{"bad identity", as(adminToken, "entitle", "Hello", "alice"), exitUsage, "", "user:NAME"},
