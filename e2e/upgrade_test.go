@@ -73,15 +73,15 @@ func (u *upgradeEnv) launch() string {
 	return strings.TrimSpace(u.mustAppv(u.user, "launch", "e2eapp"))
 }
 
-// checkUpgrade is the upgrade test: publishV1 publishes v1 and sync makes
-// the client see it; the user launches it, then (with v1 wholly local, as
+// checkUpgrade is the upgrade test: publishV1 publishes v1 and the user's
+// sync adds it; the user launches it, then (with v1 wholly local, as
 // after long use) publishV2 publishes v2; after sync the next launch runs v2
 // with the user's settings kept, only v2 is published, the store grew by
 // about what changed, and v1 (nothing refers to it) is removed.
-func (u *upgradeEnv) checkUpgrade(publishV1, publishV2, sync func()) {
+func (u *upgradeEnv) checkUpgrade(publishV1, publishV2 func()) {
 	t := u.t
 	publishV1()
-	sync()
+	u.mustAppv(u.user, "sync")
 	if out := u.launch(); !strings.HasPrefix(out, "version 1 launches=1") {
 		t.Fatalf("the first launch printed %q, want v1 and launches=1", out)
 	}
@@ -90,7 +90,7 @@ func (u *upgradeEnv) checkUpgrade(publishV1, publishV2, sync func()) {
 	before := storeUsage(t, store)
 
 	publishV2()
-	sync()
+	u.mustAppv(u.user, "sync")
 	out := u.launch()
 	if !strings.HasPrefix(out, "version 2") {
 		t.Fatalf("the launch after the upgrade printed %q, want v2", out)
@@ -111,8 +111,6 @@ func (u *upgradeEnv) checkUpgrade(publishV1, publishV2, sync func()) {
 	u.waitGone(u.pkgs.ver1)
 }
 
-func (u *upgradeEnv) syncUser() { u.mustAppv(u.user, "sync") }
-
 // TestUpgradeContentOnServer: App-V's "Management Server for both publishing
 // and streaming": the packages are uploaded to appv server.
 func TestUpgradeContentOnServer(t *testing.T) {
@@ -121,7 +119,7 @@ func TestUpgradeContentOnServer(t *testing.T) {
 	u.checkUpgrade(
 		func() { u.admin("package", "import", u.pkgs.v1, "--entitle", "user:"+u.user.Name) },
 		func() { u.admin("package", "add-version", u.pkgs.pkgID, u.pkgs.v2) },
-		u.syncUser)
+	)
 }
 
 // TestUpgradeContentOnNginx: "Management Server for publishing and an IIS
@@ -143,7 +141,7 @@ func TestUpgradeContentOnNginx(t *testing.T) {
 			u.admin("package", "import", ng.URL+"/content/e2eapp/E2eApp-1.appv", "--entitle", "user:"+u.user.Name)
 		},
 		func() { u.admin("package", "add-version", u.pkgs.pkgID, ng.URL+"/content/e2eapp/E2eApp-2.appv") },
-		u.syncUser)
+	)
 }
 
 // TestUpgradeContentOnHTTPServer: "a Streaming Server for streaming": a
@@ -159,7 +157,7 @@ func TestUpgradeContentOnHTTPServer(t *testing.T) {
 	u.checkUpgrade(
 		func() { u.admin("package", "import", cs.URL+"/E2eApp-1.appv", "--entitle", "user:"+u.user.Name) },
 		func() { u.admin("package", "add-version", u.pkgs.pkgID, cs.URL+"/E2eApp-2.appv") },
-		u.syncUser)
+	)
 	if cs.Sent() == 0 {
 		t.Error("the content server sent nothing: the client did not stream from it")
 	}
@@ -178,7 +176,7 @@ func TestUpgradeContentOnShare(t *testing.T) {
 	u.checkUpgrade(
 		func() { u.admin("package", "import", "--register", v1, "--entitle", "user:"+u.user.Name) },
 		func() { u.admin("package", "add-version", "--register", u.pkgs.pkgID, v2) },
-		u.syncUser)
+	)
 }
 
 func must(t *testing.T, err error) {

@@ -114,10 +114,7 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 	defer srv.Stop()
-	pid, err := serverPID(srv)
-	if err != nil {
-		return err
-	}
+	pid := srv.PID()
 	fmt.Printf("appv server pid %d at %s\n\n", pid, srv.URL)
 
 	if !o.skipRefresh {
@@ -240,27 +237,6 @@ func parallel(n int, fn func(i int) error) error {
 	}
 	wg.Wait()
 	return first
-}
-
-// serverPID finds the server's process: the child of this process running
-// appv server.
-func serverPID(_ *harness.AppvServer) (int, error) {
-	self := os.Getpid()
-	matches, _ := filepath.Glob("/proc/[0-9]*/stat")
-	for _, m := range matches {
-		data, err := os.ReadFile(m)
-		if err != nil {
-			continue
-		}
-		f := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+1:]))
-		if len(f) > 1 && f[1] == strconv.Itoa(self) {
-			cmdline, _ := os.ReadFile(filepath.Join(filepath.Dir(m), "cmdline"))
-			if strings.Contains(string(cmdline), "server") {
-				return strconv.Atoi(filepath.Base(filepath.Dir(m)))
-			}
-		}
-	}
-	return 0, fmt.Errorf("cannot find the appv server process")
 }
 
 // cpuTime is a process's user+system CPU time.

@@ -90,6 +90,9 @@ func (s *AppvServer) AdminWith(ctx context.Context, tokenFile string, args ...st
 	return r, err
 }
 
+// PID is the server's process id.
+func (s *AppvServer) PID() int { return s.cmd.Process.Pid }
+
 // Logs returns what the server printed.
 func (s *AppvServer) Logs() string { return s.logs.String() }
 
