@@ -322,11 +322,13 @@ func splitExec(v string) ([]string, error) {
 		if err != nil {
 			return nil, err
 		}
-		if i == 0 && a != "" && strings.Contains(strings.ReplaceAll(a, "%%", ""), "%") {
-			return nil, fmt.Errorf("the program %q contains a field code", a)
-		}
 		if a == "" && args[i] != "" {
 			continue // the argument was only deprecated field codes
+		}
+		// The program is the first argument left, which is not args[0]
+		// when that was only deprecated codes ("%d %c").
+		if len(out) == 0 && a != "" && strings.Contains(strings.ReplaceAll(a, "%%", ""), "%") {
+			return nil, fmt.Errorf("the program %q contains a field code", a)
 		}
 		out = append(out, a)
 	}
